@@ -1,0 +1,189 @@
+"""Site and Federation: the containers every lesson is built on.
+
+A :class:`Site` is one hospital: a name, its own train / validation / test data and metadata
+(scanner, field strength, source). A :class:`Federation` is the ordered list of sites plus what the
+task is. Data never moves between sites; strategies decide what a site sends.
+
+Data are tensors so that a site's data can live on the training device for the whole run:
+
+* segmentation: ``x`` is ``(N, C, H, W)`` float, ``y`` is ``(N, L, H, W)`` float in {0, 1}
+  (one channel per label, sigmoid outputs);
+* classification: ``x`` is ``(N, F)`` float, ``y`` is ``(N,)`` float in {0, 1}.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
+
+import torch
+
+TASKS = ("segmentation", "classification")
+
+
+@dataclass(frozen=True)
+class Split:
+    """Inputs and targets of one split (train, val or test) of one site."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+
+    def __post_init__(self) -> None:
+        if self.x.shape[0] != self.y.shape[0]:
+            raise ValueError(f"x has {self.x.shape[0]} samples but y has {self.y.shape[0]}")
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+    def to(self, device: torch.device | str) -> Split:
+        """Copy to a device (no-op when already there)."""
+        return Split(self.x.to(device), self.y.to(device))
+
+    def subset(self, index: torch.Tensor | Sequence[int]) -> Split:
+        """Rows ``index`` of this split."""
+        index = torch.as_tensor(index, dtype=torch.long, device=self.x.device)
+        return Split(self.x[index], self.y[index])
+
+    @staticmethod
+    def concat(splits: Sequence[Split]) -> Split:
+        """Stack several splits (used only by the centralised "Mix" baseline)."""
+        return Split(torch.cat([s.x for s in splits]), torch.cat([s.y for s in splits]))
+
+
+@dataclass(frozen=True)
+class Site:
+    """One hospital's data.
+
+    Attributes:
+        name: Short site name (used as a column / legend label).
+        train: Training split (must not be empty).
+        test: Test split.
+        val: Validation split used for model selection (may be empty, never the test split).
+        metadata: Free-form facts about the site (scanner, field strength, source, synthetic effects).
+    """
+
+    name: str
+    train: Split
+    test: Split
+    val: Split | None = None
+    metadata: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if len(self.train) == 0:
+            raise ValueError(f"Site {self.name!r} has no training data; every site needs at least one sample.")
+
+    @property
+    def num_train(self) -> int:
+        """Number of training samples (the FedAvg weight n_k)."""
+        return len(self.train)
+
+    def to(self, device: torch.device | str) -> Site:
+        """Copy every split to ``device``."""
+        val = self.val.to(device) if self.val is not None else None
+        return replace(self, train=self.train.to(device), test=self.test.to(device), val=val)
+
+
+@dataclass(frozen=True)
+class Federation:
+    """An ordered list of sites that share one task.
+
+    Attributes:
+        name: Dataset name, e.g. "prostate".
+        sites: The sites, in a fixed order (site k has site code k).
+        task: "segmentation" or "classification".
+        labels: Names of the label channels (segmentation) or of the positive class.
+        synthetic: True for the embedded synthetic stand-ins; shown in every table and plot title.
+        source: Where the data came from (generator + seed, or a folder and its manifest).
+    """
+
+    name: str
+    sites: tuple[Site, ...]
+    task: str = "segmentation"
+    labels: tuple[str, ...] = ("foreground",)
+    synthetic: bool = True
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sites", tuple(self.sites))
+        if self.task not in TASKS:
+            raise ValueError(f"Federation.task must be one of {TASKS}, got {self.task!r}")
+        if not self.sites:
+            raise ValueError(f"Federation {self.name!r} has no sites")
+        names = [s.name for s in self.sites]
+        if len(set(names)) != len(names):
+            raise ValueError(f"Site names must be unique, got {names}")
+        for site in self.sites:
+            for split_name in ("train", "val", "test"):
+                split = getattr(site, split_name)
+                if split is not None and len(split):
+                    self._check_split(site.name, split_name, split)
+
+    def _check_split(self, site: str, split_name: str, split: Split) -> None:
+        where = f"site {site!r}, {split_name} split"
+        if self.task == "segmentation":
+            x, y = split.x, split.y
+            if x.ndim != 4 or y.ndim != 4:
+                raise ValueError(f"{where}: expected images (N, C, H, W) and masks (N, L, H, W), "
+                                 f"got {tuple(x.shape)} and {tuple(y.shape)}")
+            if x.shape[2:] != y.shape[2:]:
+                raise ValueError(f"{where}: image/mask shape mismatch: images are {tuple(x.shape[2:])} "
+                                 f"but masks are {tuple(y.shape[2:])}; resize both to the same size.")
+            if y.shape[1] != len(self.labels):
+                raise ValueError(f"{where}: masks have {y.shape[1]} channels but labels are {self.labels}")
+            if not bool(((y == 0) | (y == 1)).all()):
+                bad = torch.unique(y[(y != 0) & (y != 1)])[:5].tolist()
+                raise ValueError(f"{where}: masks must be binary (0/1), found values such as {bad}; "
+                                 "threshold them (e.g. mask > 0.5) or set the loader's mask threshold.")
+        else:
+            if split.x.ndim != 2 or split.y.ndim != 1:
+                raise ValueError(f"{where}: expected features (N, F) and labels (N,), "
+                                 f"got {tuple(split.x.shape)} and {tuple(split.y.shape)}")
+
+    def __len__(self) -> int:
+        return len(self.sites)
+
+    def __iter__(self) -> Iterator[Site]:
+        return iter(self.sites)
+
+    def __getitem__(self, key: int | str) -> Site:
+        if isinstance(key, str):
+            for site in self.sites:
+                if site.name == key:
+                    return site
+            raise KeyError(f"No site named {key!r}; sites are {self.site_names}")
+        return self.sites[key]
+
+    @property
+    def site_names(self) -> list[str]:
+        """Site names in order."""
+        return [s.name for s in self.sites]
+
+    @property
+    def num_channels(self) -> int:
+        """Input channels (segmentation) or features (classification)."""
+        return int(self.sites[0].train.x.shape[1])
+
+    @property
+    def num_labels(self) -> int:
+        """Output channels of the segmentation model (1 for classification)."""
+        return len(self.labels) if self.task == "segmentation" else 1
+
+    @property
+    def title(self) -> str:
+        """Human label with the provenance, e.g. "prostate (synthetic)"."""
+        return f"{self.name} ({'synthetic' if self.synthetic else 'real'})"
+
+    def to(self, device: torch.device | str) -> Federation:
+        """Copy every site's data to ``device`` (do this once per run)."""
+        return replace(self, sites=tuple(s.to(device) for s in self.sites))
+
+    def pooled(self, name: str = "Mix") -> Site:
+        """All sites' training (and validation) data in one site: the centralised upper bound."""
+        vals = [s.val for s in self.sites if s.val is not None and len(s.val)]
+        return Site(
+            name=name,
+            train=Split.concat([s.train for s in self.sites]),
+            test=Split.concat([s.test for s in self.sites]),
+            val=Split.concat(vals) if vals else None,
+            metadata={"pooled_from": self.site_names},
+        )

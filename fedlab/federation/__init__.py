@@ -1,0 +1,1 @@
+"""The federation engine: parameter splits, clients, strategies, the simulation loop, history."""
