@@ -35,6 +35,9 @@ class Config:
         checkpoint_every: Checkpoint every this many rounds (0 = never).
         finetune_steps: Local fine-tuning steps after federation (FT baseline).
         head_steps: Head-only steps per round in FedRep-style schedules (taken from local_steps).
+        optimizer: Client optimiser, "adam" (paper) or "sgd".
+        weight_decay: L2 penalty passed to the optimiser.
+        eval_batch_size: Images per forward pass during evaluation.
     """
 
     preset: str = "classroom"
@@ -51,12 +54,17 @@ class Config:
     checkpoint_every: int = 0
     finetune_steps: int = 40
     head_steps: int = 2
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+    eval_batch_size: int = 32
 
     def __post_init__(self) -> None:
         positive = ("image_size", "base_width", "levels", "rounds", "local_steps", "batch_size", "eval_every")
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ValueError(f"Config.{name} must be positive, got {getattr(self, name)!r}")
+        if self.optimizer not in ("adam", "sgd"):
+            raise ValueError(f"Config.optimizer must be 'adam' or 'sgd', got {self.optimizer!r}")
         if self.norm not in ("instance", "batch"):
             raise ValueError(f"Config.norm must be 'instance' or 'batch', got {self.norm!r}")
         if self.image_size % (2 ** (self.levels - 1)):

@@ -1,0 +1,71 @@
+"""Evaluate site models on site data: per-site scores, and the cross-site matrix."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pandas as pd
+import torch
+from torch import nn
+
+from fedlab.data.federation import Federation, Split
+from fedlab.metrics import binarize, classification_scores, segmentation_scores, summarize
+
+CURVE_METRICS = {"segmentation": ("dice",), "classification": ("auc",)}
+FULL_METRICS = {"segmentation": ("dice", "iou", "assd", "hd95"), "classification": ("acc", "sen", "spe", "auc")}
+SELECTION_METRIC = {"segmentation": "dice", "classification": "auc"}
+
+
+@torch.no_grad()
+def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 32) -> torch.Tensor:
+    """Model outputs (logits) for ``x`` in eval mode, in chunks of ``batch_size``."""
+    was_training = model.training
+    model.eval()
+    try:
+        out = torch.cat([model(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+    finally:
+        model.train(was_training)
+    return out
+
+
+def evaluate(model: nn.Module, split: Split, task: str, metrics: Sequence[str] | None = None,
+             batch_size: int = 32) -> dict[str, float]:
+    """Mean scores of ``model`` on one split.
+
+    Args:
+        model: Maps inputs to logits.
+        split: The data.
+        task: "segmentation" or "classification".
+        metrics: Which scores; default all of the task's (Dice, IoU, ASSD, HD95 / ACC, SEN, SPE, AUC).
+        batch_size: Inputs per forward pass.
+    """
+    metrics = tuple(metrics or FULL_METRICS[task])
+    logits = predict(model, split.x, batch_size)
+    if task == "segmentation":
+        scores = segmentation_scores(binarize(logits), split.y, metrics=metrics)
+        means = summarize(scores)
+        return {m: means[m] for m in metrics}
+    scores = classification_scores(split.y, torch.sigmoid(logits.reshape(-1)))
+    return {m: scores[m] for m in metrics}
+
+
+def cross_site_matrix(models: Sequence[nn.Module], federation: Federation, metric: str | None = None,
+                      split: str = "test", batch_size: int = 32) -> pd.DataFrame:
+    """Score of the model of site i (rows) on the ``split`` data of site j (columns).
+
+    Args:
+        models: One model per site, in federation order (a shared model may repeat).
+        federation: The sites.
+        metric: Score to tabulate; default Dice (segmentation) or AUC (classification).
+        split: "test" or "val".
+        batch_size: Inputs per forward pass.
+    """
+    metric = metric or SELECTION_METRIC[federation.task]
+    names = federation.site_names
+    table = pd.DataFrame(index=pd.Index(names, name="model of"), columns=pd.Index(names, name="data of"),
+                         dtype=float)
+    for i, model in enumerate(models):
+        for site in federation:
+            data = getattr(site, split)
+            table.loc[names[i], site.name] = evaluate(model, data, federation.task, (metric,), batch_size)[metric]
+    return table

@@ -1,0 +1,28 @@
+"""Federated strategies, one file per algorithm family, looked up by name in :data:`STRATEGIES`."""
+
+from __future__ import annotations
+
+from fedlab.federation.strategies.base import Strategy, Update
+from fedlab.federation.strategies.centralized import Centralized
+from fedlab.federation.strategies.fedavg import FedAvg
+from fedlab.federation.strategies.local import Local
+
+STRATEGIES: dict[str, type[Strategy]] = {
+    "FedAvg": FedAvg,
+    "Local": Local,
+    "Mix": Centralized,
+}
+
+
+def get_strategy(name: str, **kwargs: object) -> Strategy:
+    """Instantiate a strategy by its registry name.
+
+    Raises:
+        ValueError: for an unknown name (the message lists the known ones).
+    """
+    if name not in STRATEGIES:
+        raise ValueError(f"Unknown strategy {name!r}; known: {sorted(STRATEGIES)}")
+    return STRATEGIES[name](**kwargs)
+
+
+__all__ = ["STRATEGIES", "Centralized", "FedAvg", "Local", "Strategy", "Update", "get_strategy"]

@@ -1,0 +1,28 @@
+"""Local training: every site trains alone; nothing is communicated (the no-collaboration baseline)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from fedlab.federation.client import Client
+from fedlab.federation.params import State
+from fedlab.federation.strategies.base import Strategy, Update
+
+
+class Local(Strategy):
+    """Each site trains its own model on its own data; zero bytes leave any site."""
+
+    name = "Local"
+    personalized = True
+
+    def client_update(self, client: Client, round: int) -> Update:
+        """Local steps; the payload is empty (nothing is sent)."""
+        return Update(client.index, {}, self.weight(client), client.train(self.config.local_steps))
+
+    def aggregate(self, updates: Sequence[Update], round: int) -> State:
+        """No server."""
+        return {}
+
+    def broadcast(self, clients: Sequence[Client], round: int) -> int:
+        """Nothing is sent."""
+        return 0
