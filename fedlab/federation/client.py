@@ -74,7 +74,9 @@ class Client:
         """Training-set size n_k (the FedAvg weight)."""
         return self.site.num_train
 
-    def sample_batch(self, batch_size: int | None = None, split: Split | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def sample_batch(
+        self, batch_size: int | None = None, split: Split | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """A mini-batch drawn without replacement with the client's generator.
 
         A batch size of at least the split's size returns the whole split (full-batch gradient).
