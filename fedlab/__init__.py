@@ -10,6 +10,7 @@ check_not_shadowed()
 
 from fedlab.config import PRESETS, Config, get_config  # noqa: E402
 from fedlab.data.federation import Federation, Site, Split  # noqa: E402
+from fedlab.notebook import NotebookRun, start_run  # noqa: E402
 from fedlab.reproducibility import run_receipt, seed_everything, select_device  # noqa: E402
 
 __version__ = "0.1.0"
@@ -30,6 +31,7 @@ __all__ = [
     "PRESETS",
     "Config",
     "Federation",
+    "NotebookRun",
     "Site",
     "Split",
     "__version__",
@@ -37,5 +39,6 @@ __all__ = [
     "print_config",
     "run_receipt",
     "seed_everything",
+    "start_run",
     "select_device",
 ]
