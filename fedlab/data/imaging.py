@@ -169,8 +169,9 @@ class MaskCoding:
             present = np.unique(raw)
             bad = [v for v in present.tolist() if float(v) not in allowed]
             if bad:
+                shown = [int(v) if float(v).is_integer() else v for v in sorted(allowed)]
                 raise DataError(f"{path}: mask values {bad[:5]} are outside the label coding "
-                                f"{sorted(allowed)} (labels {dict(self.levels)}); fix the mask file or "
+                                f"{shown} (labels {dict(self.levels)}); fix the mask file or "
                                 "pass the coding that matches your data.")
             return np.stack([np.isin(raw, vals) for vals in self.levels.values()]).astype(np.uint8)
         threshold = self.threshold if self.threshold is not None else (0.5 if nifti else 128.0)

@@ -277,6 +277,8 @@ def list_pairs(manifest: Manifest, root: str | Path, site: str, split: str) -> t
         if not mask_dir.is_dir():
             problems.append(f"missing folder {mask_dir}")
         masks = {file_stem(p): p for p in list_images(mask_dir)} if mask_dir.is_dir() else {}
+        orphans = sorted(set(masks) - {file_stem(p) for p in images})
+        problems += [f"mask {masks[k]} has no image; add the image or remove the mask" for k in orphans]
         return [Pair(p, masks.get(file_stem(p)), file_stem(p)) for p in images], problems
     if kind == "case_volumes":
         if not folder.is_dir():
@@ -287,7 +289,9 @@ def list_pairs(manifest: Manifest, root: str | Path, site: str, split: str) -> t
         images = sorted((p for p in files if not file_stem(p).lower().endswith(suffix)), key=file_stem)
         n_train = int(len(images) * float(lay.get("train_fraction", 0.8)))
         chosen = images[:n_train] if split == "train" else images[n_train:]
-        return [Pair(p, masks.get(file_stem(p)), file_stem(p)) for p in chosen], []
+        orphans = sorted(set(masks) - {file_stem(p) for p in images}) if split == "train" else []
+        problems = [f"mask {masks[k]} has no image; add the image or remove the mask" for k in orphans]
+        return [Pair(p, masks.get(file_stem(p)), file_stem(p)) for p in chosen], problems
     if kind == "file_lists":
         pairs, problems = [], []
         for src in (s["files"].get(split) or []):
@@ -376,6 +380,11 @@ def _check_checksums(manifest: Manifest, root: Path, site: dict, problems: list[
                             "a different version: download it again.")
 
 
+def _fmt(values: list[float]) -> str:
+    """Values as a list, integers without a decimal point."""
+    return str([int(v) if float(v).is_integer() else v for v in values])
+
+
 def _check_pair(pair: Pair, coding: MaskCoding, allowed: set[float] | None) -> list[str]:
     try:
         img = read_array(pair.image, "image")
@@ -391,7 +400,8 @@ def _check_pair(pair: Pair, coding: MaskCoding, allowed: set[float] | None) -> l
 
         bad = sorted(set(np.unique(msk).tolist()) - allowed)
         if bad:
-            return [f"mask {pair.mask} has values {bad[:5]} outside the expected {sorted(allowed)} "
+            return [f"mask {pair.mask} has values {_fmt(bad[:5])} outside the expected "
+                    f"{_fmt(sorted(allowed))} "
                     "(mask.values / the label coding in the manifest); the mask is not binary or is "
                     "coded differently: fix the file or the manifest's mask section."]
     return []
