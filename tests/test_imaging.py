@@ -118,7 +118,8 @@ def test_fundus_level_coding(tmp_path: Path) -> None:
     np.testing.assert_array_equal(y[1], raw == 0)
     raw[0, 0] = 77
     Image.fromarray(raw).save(tmp_path / "Domain1/test/ROIs/mask/gd01.png")
-    with pytest.raises(DataError, match=r"gd01.png: mask values \[77\] are outside the label coding"):
+    message = r"gd01.png: mask values \[77\] are not among the allowed \[0, 128, 255\]"
+    with pytest.raises(DataError, match=message):
         load_folder_federation(tmp_path, label_coding={"disc": [128, 0], "cup": [0]}, background=255,
                                image_dir="ROIs/image", mask_dir="ROIs/mask")
 
@@ -145,6 +146,17 @@ def test_clear_errors(tmp_path: Path) -> None:
         MaskCoding(labels=("a", "b"))
     with pytest.raises(ValueError, match="normalize must be one of"):
         Preprocessing(normalize="whiten")
+
+
+def test_non_binary_mask_is_named(tmp_path: Path) -> None:
+    root = make_png_tree(tmp_path, {"S": (2, 1)})
+    soft = np.zeros((16, 16), np.uint8)
+    soft[4:8, 4:8] = 255
+    soft[8, 4:8] = 128  # an anti-aliased edge: not a binary mask
+    Image.fromarray(soft).save(root / "S/train/mask/01.png")
+    assert load_folder_federation(root, image_size=None)["S"].train.y[1].sum() == 16 + 4  # 128 >= threshold
+    with pytest.raises(DataError, match=r"01.png: mask values \[128\] are not among the allowed \[0, 255\]"):
+        load_folder_federation(root, mask_values=(0, 255))
 
 
 def test_read_pair_drops_empty_slices(tmp_path: Path) -> None:

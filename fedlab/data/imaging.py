@@ -126,7 +126,9 @@ class MaskCoding:
       label maps (any label > 0 is foreground).
     * levels: each label channel is the set of raw values listed for it, e.g. fundus
       ``{"disc": (128, 0), "cup": (0,)}`` with background 255 (the disc channel includes the cup).
-      Raw values outside the coding are an error.
+
+    Raw values outside the coding (levels mode) or outside ``values`` (binary mode, when given,
+    e.g. ``(0, 255)``) are an error naming the file, so a non-binary mask is never thresholded silently.
 
     Attributes:
         labels: Channel names, in order.
@@ -134,6 +136,7 @@ class MaskCoding:
         invert: Foreground is below the threshold (e.g. masks saved with prostate = 0).
         levels: Label name -> raw values belonging to that label.
         background: Raw background value (levels mode).
+        values: Raw values a binary mask may hold (None: any value is thresholded).
     """
 
     labels: tuple[str, ...] = ("foreground",)
@@ -141,9 +144,12 @@ class MaskCoding:
     invert: bool = False
     levels: Mapping[str, tuple[float, ...]] | None = None
     background: float | None = None
+    values: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "labels", tuple(self.labels))
+        if self.values is not None:
+            object.__setattr__(self, "values", tuple(float(v) for v in self.values))
         if self.levels is not None:
             levels = {str(k): tuple(float(v) for v in vals) for k, vals in dict(self.levels).items()}
             object.__setattr__(self, "levels", levels)
@@ -154,25 +160,34 @@ class MaskCoding:
                              "pass levels={label: raw values} for several labels")
 
     def allowed_values(self) -> set[float] | None:
-        """Raw values a mask may hold (levels mode), None when any value is allowed."""
+        """Raw values a mask may hold; None when any value is allowed."""
         if self.levels is None:
-            return None
+            return None if self.values is None else set(self.values)
         allowed = {v for vals in self.levels.values() for v in vals}
         if self.background is not None:
             allowed.add(float(self.background))
         return allowed
 
+    def unexpected_values(self, raw: np.ndarray) -> list[float]:
+        """Raw values present in ``raw`` that the coding does not allow (empty when all are fine)."""
+        allowed = self.allowed_values()
+        if allowed is None:
+            return []
+        return [v for v in np.unique(raw).tolist() if float(v) not in allowed]
+
     def encode(self, raw: np.ndarray, path: str | Path = "mask", nifti: bool = False) -> np.ndarray:
-        """Raw 2D mask ``(H, W)`` -> binary label channels ``(L, H, W)`` uint8."""
+        """Raw 2D mask ``(H, W)`` -> binary label channels ``(L, H, W)`` uint8.
+
+        Raises:
+            DataError: the mask holds values the coding does not allow (file and values named).
+        """
+        bad = self.unexpected_values(raw)
+        if bad:
+            shown = [int(v) if float(v).is_integer() else v for v in sorted(self.allowed_values())]
+            kind = f"the label coding {dict(self.levels)}" if self.levels else "a binary mask"
+            raise DataError(f"{path}: mask values {bad[:5]} are not among the allowed {shown} ({kind}); "
+                            "fix the mask file, or pass the coding / threshold that matches your data.")
         if self.levels is not None:
-            allowed = self.allowed_values()
-            present = np.unique(raw)
-            bad = [v for v in present.tolist() if float(v) not in allowed]
-            if bad:
-                shown = [int(v) if float(v).is_integer() else v for v in sorted(allowed)]
-                raise DataError(f"{path}: mask values {bad[:5]} are outside the label coding "
-                                f"{shown} (labels {dict(self.levels)}); fix the mask file or "
-                                "pass the coding that matches your data.")
             return np.stack([np.isin(raw, vals) for vals in self.levels.values()]).astype(np.uint8)
         threshold = self.threshold if self.threshold is not None else (0.5 if nifti else 128.0)
         fg = raw < threshold if self.invert else raw >= threshold
@@ -377,6 +392,7 @@ def load_folder_federation(
     *,
     label_coding: Mapping[str, Sequence[float]] | None = None,
     background: float | None = None,
+    mask_values: Sequence[float] | None = None,
     channels: int | None = None,
     normalize: str = "auto",
     foreground_slices_only: bool = False,
@@ -398,6 +414,8 @@ def load_folder_federation(
         device: Where the tensors are put.
         label_coding: Several labels from raw values, e.g. fundus ``{"disc": [128, 0], "cup": [0]}``.
         background: Raw background value with ``label_coding`` (fundus: 255).
+        mask_values: Raw values a binary mask may hold, e.g. ``(0, 255)``; any other value is an error
+            naming the file (None: every value is thresholded).
         channels: 1, 3 or None (None keeps the files' own: grey -> 1, colour -> 3).
         normalize: Per-image intensity normalisation (see :func:`normalize_image`).
         foreground_slices_only: Drop samples with an empty mask (LC-Fed's prostate protocol).
@@ -424,7 +442,7 @@ def load_folder_federation(
     if label_coding is not None:
         coding = MaskCoding(levels={k: tuple(v) for k, v in label_coding.items()}, background=background)
     else:
-        coding = MaskCoding(threshold=mask_threshold, invert=invert_mask)
+        coding = MaskCoding(threshold=mask_threshold, invert=invert_mask, values=mask_values)
     prep = Preprocessing(image_size=image_size, channels=channels, normalize=normalize, coding=coding,
                          foreground_slices_only=foreground_slices_only)
     built = []

@@ -21,6 +21,7 @@ from pathlib import Path
 import yaml
 
 from fedlab.data.imaging import (
+    IMAGE_EXTENSIONS,
     DataError,
     MaskCoding,
     file_stem,
@@ -149,7 +150,8 @@ class Manifest:
             levels = {k: tuple(v) for k, v in m["levels"].items()}
             return MaskCoding(levels=levels, background=m.get("background"))
         invert = bool(m.get("invert", False))
-        return MaskCoding(labels=self.labels, threshold=m.get("threshold"), invert=invert)
+        return MaskCoding(labels=self.labels, threshold=m.get("threshold"), invert=invert,
+                          values=m.get("values"))
 
     def site(self, name: str) -> dict:
         for s in self.sites:
@@ -256,7 +258,8 @@ def _expand_source(root: Path, src: dict) -> tuple[list[Path], Path, list[str]]:
         missing = [f"missing file {p}" for p in files if not p.is_file()]
         return [p for p in files if p.is_file()], mask_dir, missing
     pattern = src.get("glob", "*")
-    return sorted(p for p in image_dir.glob(pattern) if p.is_file()), mask_dir, []
+    files = [p for p in image_dir.glob(pattern) if p.is_file() and p.name.lower().endswith(IMAGE_EXTENSIONS)]
+    return sorted(files), mask_dir, []
 
 
 def list_pairs(manifest: Manifest, root: str | Path, site: str, split: str) -> tuple[list[Pair], list[str]]:
@@ -343,11 +346,12 @@ class Report:
 
     def table(self) -> str:
         """The per-site table as text."""
-        head = f"{'site':<14}{'split':<8}{'expected':>9}{'found':>7}{'checked':>9}{'problems':>9}"
+        w = max([len("site"), *(len(r.site) for r in self.rows)]) + 2
+        head = f"{'site':<{w}}{'split':<8}{'expected':>9}{'found':>7}{'checked':>9}{'problems':>9}"
         lines = [head, "-" * len(head)]
         for r in self.rows:
             exp = "-" if r.expected is None else str(r.expected)
-            lines.append(f"{r.site:<14}{r.split:<8}{exp:>9}{r.found:>7}{r.checked:>9}{r.problems:>9}")
+            lines.append(f"{r.site:<{w}}{r.split:<8}{exp:>9}{r.found:>7}{r.checked:>9}{r.problems:>9}")
         return "\n".join(lines)
 
     def __str__(self) -> str:
@@ -385,7 +389,7 @@ def _fmt(values: list[float]) -> str:
     return str([int(v) if float(v).is_integer() else v for v in values])
 
 
-def _check_pair(pair: Pair, coding: MaskCoding, allowed: set[float] | None) -> list[str]:
+def _check_pair(pair: Pair, coding: MaskCoding) -> list[str]:
     try:
         img = read_array(pair.image, "image")
         msk = read_array(pair.mask, "mask")
@@ -395,15 +399,12 @@ def _check_pair(pair: Pair, coding: MaskCoding, allowed: set[float] | None) -> l
     if spatial != spatial_shape(msk, is_nifti(pair.mask)):
         return [f"shape mismatch: image {pair.image} is {tuple(spatial)} but mask {pair.mask} is "
                 f"{tuple(msk.shape)}; re-export the mask at the image's size."]
-    if allowed is not None:
-        import numpy as np
-
-        bad = sorted(set(np.unique(msk).tolist()) - allowed)
-        if bad:
-            return [f"mask {pair.mask} has values {_fmt(bad[:5])} outside the expected "
-                    f"{_fmt(sorted(allowed))} "
-                    "(mask.values / the label coding in the manifest); the mask is not binary or is "
-                    "coded differently: fix the file or the manifest's mask section."]
+    bad = coding.unexpected_values(msk)
+    if bad:
+        return [f"mask {pair.mask} has values {_fmt(bad[:5])} outside the expected "
+                f"{_fmt(sorted(coding.allowed_values()))} (mask.values / the label coding in the "
+                "manifest); the mask is not binary or is coded differently: fix the file or the manifest's "
+                "mask section."]
     return []
 
 
@@ -437,9 +438,6 @@ def verify(name_or_manifest: str | Path | Manifest, root: str | Path, variant: s
         verify_tables(manifest, root, report)
         return report
     coding = manifest.mask_coding()
-    allowed = coding.allowed_values()
-    if allowed is None and manifest.data["mask"].get("values") is not None:
-        allowed = {float(v) for v in manifest.data["mask"]["values"]}
     for site in manifest.sites:
         name = site["name"]
         folder = root / site.get("folder", name)
@@ -453,7 +451,10 @@ def verify(name_or_manifest: str | Path | Manifest, root: str | Path, variant: s
         _check_checksums(manifest, root, site, report.problems)
         for split in manifest.splits:
             pairs, listing = list_pairs(manifest, root, name, split)
-            problems = [f"site {name} ({split}): {p}" for p in listing]
+            layout = manifest.layout.get("description", manifest.layout["kind"])
+            hint = f" (expected layout: {layout}; check --root)"
+            problems = [f"site {name} ({split}): {p}" + (hint if p.startswith("missing") else "")
+                        for p in listing]
             expected = (site.get("counts") or {}).get(split)
             if expected is not None and len(pairs) != int(expected):
                 problems.append(f"site {name} ({split}): expected {expected} images, found {len(pairs)}; "
@@ -466,7 +467,7 @@ def verify(name_or_manifest: str | Path | Manifest, root: str | Path, variant: s
                                     "image.")
                     continue
                 if decode:
-                    problems += [f"site {name} ({split}): {p}" for p in _check_pair(pair, coding, allowed)]
+                    problems += [f"site {name} ({split}): {p}" for p in _check_pair(pair, coding)]
                 checked += 1
             report.rows.append(SiteRow(name, split, expected, len(pairs), checked, len(problems)))
             report.problems += problems

@@ -8,7 +8,7 @@ Cache layout (default ``ROOT/.fedlab_cache/<name>[-<variant>]/<size>/``, see :fu
 Properties:
 
 * idempotent: a valid cache (same stamp) is not rebuilt;
-* safe to interrupt: every file is written to ``*.tmp`` and moved into place with ``os.replace``;
+* safe to interrupt: every file is written to ``*.<pid>.tmp`` and moved into place with ``os.replace``;
   ``stamp.partial.json`` is written first and ``stamp.json`` last, so a rerun keeps the finished
   site files of the same job and redoes the rest;
 * deterministic: the same inputs give the same bytes (npz written with fixed zip timestamps).
@@ -92,9 +92,28 @@ def _stamp(manifest: Manifest, root: Path, size: int, jobs: dict[str, list]) -> 
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
+    """Write to ``<name>.<pid>.tmp`` then rename: readers never see a half-written file."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     tmp.write_bytes(data)
     os.replace(tmp, path)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove_stale_temp_files(out: Path) -> None:
+    """Delete temp files left by interrupted runs (not those of a run still in progress)."""
+    for tmp in out.glob("*.tmp"):
+        pid = tmp.name.rsplit(".", 2)[-2]
+        if not (pid.isdigit() and int(pid) != os.getpid() and _pid_alive(int(pid))):
+            tmp.unlink(missing_ok=True)
 
 
 def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
@@ -145,8 +164,7 @@ def prepare(name: str | Path | Manifest, root: str | Path, size: int, out_dir: s
     complete = all((out / f).is_file() for f in stamp["files"])
     if not force and complete and _read_json(out / "stamp.json") == stamp:
         return out
-    for leftover in out.glob("*.tmp"):
-        leftover.unlink()
+    _remove_stale_temp_files(out)
     resume = not force and _read_json(out / "stamp.partial.json") == stamp
     (out / "stamp.json").unlink(missing_ok=True)
     _write_atomic(out / "stamp.partial.json", json.dumps(stamp, indent=1, sort_keys=True).encode())
@@ -160,7 +178,7 @@ def prepare(name: str | Path | Manifest, root: str | Path, size: int, out_dir: s
         arrays = {"x": x, "y": y, "owner": np.asarray(owner, np.int32), "files": files}
         _write_atomic(target, _npz_bytes(arrays))
     _write_atomic(out / "stamp.json", json.dumps(stamp, indent=1, sort_keys=True).encode())
-    (out / "stamp.partial.json").unlink()
+    (out / "stamp.partial.json").unlink(missing_ok=True)  # a concurrent run of the same job may have done it
     return out
 
 
