@@ -113,3 +113,19 @@ def test_load_real_shared_prostate(tmp_path: Path) -> None:
     fed = load_real("prostate_nci_isbi2013_slices", root, image_size=32, cache=tmp_path / "c")
     assert fed.site_names == ["RUNMC", "BMC"] and fed.num_channels == 1
     assert 0.005 < float(fed["RUNMC"].test.y.mean()) < 0.30
+
+
+def test_shipped_prostate_manifest_end_to_end(tmp_path: Path) -> None:
+    """The real 6-site manifest on fake volumes with its case counts: verify, prepare, load."""
+    from fedlab.data.manifest import load_manifest
+
+    manifest = load_manifest("prostate")
+    root = tmp_path / "SAML"
+    for site in manifest.sites:
+        make_nifti_site(root / site["folder"], sum(site["counts"].values()), shape=(8, 8, 4))
+    fed = load_real("prostate", root, image_size=8, cache=tmp_path / "c", val_fraction=0.2)
+    assert fed.site_names == ["RUNMC", "BMC", "I2CVB", "UCL", "BIDMC", "HK"]
+    for site, spec in zip(fed, manifest.sites, strict=True):
+        n_train, n_test = spec["counts"]["train"], spec["counts"]["test"]
+        assert len(site.train) + len(site.val) == 3 * n_train  # 3 slices with prostate per case
+        assert len(site.test) == 3 * n_test and len(site.val) % 3 == 0
