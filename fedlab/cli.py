@@ -4,6 +4,7 @@
     fedlab data list                             manifests available
     fedlab data verify NAME --root DIR           check a local copy against its manifest
     fedlab data prepare NAME --root DIR --size N preprocess and cache arrays for fast loading
+    fedlab reproduce [--preset P ...]            run every notebook (``python -m fedlab.reproduce``)
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ def _parser() -> argparse.ArgumentParser:
                                      description="Federated learning for medical image analysis.")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("info", help="print versions and the compute device")
+    sub.add_parser("reproduce", help="execute every notebook (options: fedlab reproduce --help)")
     data = sub.add_parser("data", help="real datasets: list, verify, prepare")
     dsub = data.add_subparsers(dest="data_command", required=True)
     dsub.add_parser("list", help="list the dataset manifests")
@@ -53,6 +55,11 @@ def _list() -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 = success)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["reproduce"]:  # its options belong to fedlab.reproduce
+        from fedlab.reproduce import main as reproduce
+
+        return reproduce(argv[1:])
     args = _parser().parse_args(argv)
     if args.command == "info":
         import fedlab

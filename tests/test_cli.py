@@ -60,3 +60,10 @@ def test_usage_errors_exit_nonzero() -> None:
     with pytest.raises(SystemExit) as exc:
         main(["data", "prepare", "polyp", "--root", "x"])  # --size is required
     assert exc.value.code == 2
+
+
+def test_reproduce_passes_options_through(capsys) -> None:
+    pytest.importorskip("fedlab.reproduce")
+    with pytest.raises(SystemExit) as exc:
+        main(["reproduce", "--help"])
+    assert exc.value.code == 0 and "--preset" in capsys.readouterr().out
