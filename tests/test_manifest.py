@@ -167,6 +167,9 @@ def test_polyp_variants_file_lists(tmp_path: Path) -> None:
     for variant in (None, "as_released"):
         assert verify("polyp", root, variant=variant, decode=False).ok
     m, released = load_manifest("polyp"), load_manifest("polyp", "as_released")
+    assert load_manifest("polyp", "corrected").data == m.data
+    with pytest.raises(ManifestError, match="unknown variant 'fixed'; available: \\['as_released'\\]"):
+        load_manifest("polyp", "fixed")
     etis = {p.image for s in ("train", "test") for p in list_pairs(m, root, "ETIS", s)[0]}
     etis_rel = {p.image for s in ("train", "test") for p in list_pairs(released, root, "ETIS", s)[0]}
     colon_train = {p.image for p in list_pairs(m, root, "CVC-ColonDB", "train")[0]}

@@ -203,7 +203,8 @@ def load_manifest(name_or_path: str | Path | Manifest, variant: str | None = Non
     Args:
         name_or_path: Dataset name (e.g. "polyp"), a path to a YAML file, or a Manifest (returned as is
             when no variant is asked for).
-        variant: One of the manifest's ``variants`` (e.g. polyp's "as_released"); None = default.
+        variant: One of the manifest's ``variants`` (e.g. polyp's "as_released"); None or the name in
+            ``default_variant`` (polyp: "corrected") = the sites as written.
 
     Raises:
         ManifestError: unreadable YAML, missing fields, unknown variant.
@@ -220,6 +221,8 @@ def load_manifest(name_or_path: str | Path | Manifest, variant: str | None = Non
     if not isinstance(data, dict):
         raise ManifestError(f"{path}: a manifest must be a YAML mapping, got {type(data).__name__}")
     validate(data, path)
+    if variant is not None and variant == data.get("default_variant"):
+        variant = None  # the manifest's sites already describe its default variant
     if variant is not None:
         variants = data.get("variants") or {}
         if variant not in variants:
