@@ -26,7 +26,10 @@ Generative model of the grey-matter volume ``v[s, r]`` (cm^3) of subject ``s`` i
 Scanner effect: each site multiplies ROI volumes by a per-ROI gain and adds a per-ROI offset
 (segmentation of GM depends on field strength, contrast and coil). The 3T gains are largest in
 medial temporal and temporal cortex (where 1.5T under-segments GM), so a model trained at 1.5T
-sees 3T AD patients as "less atrophied": low sensitivity, high specificity, as in Table 2. ADNI-2's
+sees 3T AD patients as "less atrophied": low sensitivity, high specificity, as in Table 2. 3T also
+segments less GM in the basal ganglia and thalamus (``deep_gm_gain``), which carry no AD signal
+here: a model trained on pooled data can learn the site from them and correct the shift; a model
+trained at one site cannot. ADNI-2's
 AD subjects are also at an earlier stage on average (``severity=0.8``), as ADNI-2 recruited milder AD.
 
 Structural parameters (ROI volumes, atrophy pattern, loadings, scanner effects) are fixed by
@@ -71,6 +74,9 @@ SCANNER_SENSITIVE: dict[str, float] = {
     "Temporal_Inf": 0.7, "Temporal_Mid": 0.6, "Fusiform": 0.6, "Insula": 0.5, "Cingulum_Post": 0.4,
 }
 
+#: Deep grey matter, whose segmentation depends strongly on field strength (T1 contrast of iron-rich nuclei).
+DEEP_GM: dict[str, float] = {"Pallidum": 1.0, "Putamen": 0.8, "Thalamus": 0.7, "Caudate": 0.6}
+
 
 @dataclass(frozen=True)
 class CohortSite:
@@ -82,12 +88,14 @@ class CohortSite:
     num_nc: int
     scanner_gain: float  # extra GM fraction in scanner-sensitive regions
     scanner_noise: float  # spread of per-ROI gains / offsets around that pattern
+    deep_gm_gain: float = 0.0  # GM fraction change in the basal ganglia and thalamus
     severity: float = 1.0  # mean disease stage of the AD subjects (ADNI-2 recruited earlier-stage AD)
 
 
 ADNI_SITES: tuple[CohortSite, ...] = (
     CohortSite("ADNI-1", 1.5, num_ad=199, num_nc=229, scanner_gain=0.0, scanner_noise=0.01),
-    CohortSite("ADNI-2", 3.0, num_ad=159, num_nc=201, scanner_gain=0.03, scanner_noise=0.02, severity=0.8),
+    CohortSite("ADNI-2", 3.0, num_ad=159, num_nc=201, scanner_gain=0.03, scanner_noise=0.02,
+               deep_gm_gain=-0.15, severity=0.8),
 )
 
 
@@ -132,9 +140,10 @@ def _structure(spec: CohortSpec) -> dict[str, np.ndarray]:
     loadings = rng.normal(0, spec.factor_scale, (r, spec.num_factors))
     loadings[:, 0] = np.abs(loadings[:, 0]) + spec.factor_scale  # a global GM factor
     gains, offsets = [], []
-    sens = _weights(SCANNER_SENSITIVE, 0.1)
+    sens, deep = _weights(SCANNER_SENSITIVE, 0.1), _weights(DEEP_GM, 0.0)
     for site in spec.sites:
-        gains.append(1.0 + site.scanner_gain * sens + rng.normal(0, site.scanner_noise, r))
+        gains.append(1.0 + site.scanner_gain * sens + site.deep_gm_gain * deep
+                     + rng.normal(0, site.scanner_noise, r))
         offsets.append(rng.normal(0, site.scanner_noise, r) * np.exp(log_mu))
     return {"log_mu": log_mu, "ageing": _weights(AGEING, 0.5), "atrophy": _weights(AD_ATROPHY, 0.05),
             "loadings": loadings, "gains": np.array(gains), "offsets": np.array(offsets)}
