@@ -102,7 +102,8 @@ def validate_adni(df: pd.DataFrame, verbose: bool = True) -> pd.DataFrame:
     numeric = out[rois].apply(pd.to_numeric, errors="coerce")
     nonnum = [c for c in rois if (numeric[c].isna() & out[c].notna()).any()]
     if nonnum:
-        raise ValueError(f"ADNI table has non-numeric values in ROI column(s) {nonnum[:5]}; ROI volumes must be numbers.")
+        raise ValueError(f"ADNI table has non-numeric values in ROI column(s) {nonnum[:5]}; "
+                         "ROI volumes must be numbers.")
     if numeric.isna().any().any():
         cols = numeric.columns[numeric.isna().any()].tolist()
         raise ValueError(f"ADNI table has missing values (NaN) in {int(numeric.isna().sum().sum())} ROI cell(s), "

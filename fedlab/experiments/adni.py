@@ -238,8 +238,9 @@ def communication_curves(federation: Federation, settings: LRSettings, seed: int
         ledger = hist.ledger_dataframe()
         cum = np.r_[0, np.cumsum(ledger["bytes_up"].to_numpy() + ledger["bytes_down"].to_numpy())]
         steps = 1 if method == "FedSGD" else settings.local_steps
-        out.append(pd.DataFrame({"method": method, "round": curve.index.to_numpy(), "auc": curve.to_numpy(),
-                                 "bytes": cum[curve.index.to_numpy()], "gradient_steps": curve.index.to_numpy() * steps}))
+        rounds = curve.index.to_numpy()
+        out.append(pd.DataFrame({"method": method, "round": rounds, "auc": curve.to_numpy(), "bytes": cum[rounds],
+                                 "gradient_steps": rounds * steps}))
     return pd.concat(out, ignore_index=True)
 
 

@@ -62,7 +62,7 @@ class Standardized(nn.Module):
         return self.model((x - self.mean) / self.std)
 
 
-def sklearn_C(weight_decay: float, num_samples: int) -> float:
+def sklearn_C(weight_decay: float, num_samples: int) -> float:  # noqa: N802 (scikit-learn's name)
     """scikit-learn's ``C`` for the same L2 penalty: ``mean BCE + wd/2 ||w||^2`` <=> ``C = 1 / (n * wd)``."""
     if weight_decay <= 0 or num_samples <= 0:
         raise ValueError(f"need weight_decay > 0 and num_samples > 0, got {weight_decay}, {num_samples}")

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 
-
 from fedlab.federation.client import Client
 from fedlab.federation.strategies.base import Strategy, Update
 
