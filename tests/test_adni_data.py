@@ -194,3 +194,13 @@ def test_uci_downloader_checks_md5_on_local_server(tmp_path):
     with pytest.raises(ValueError, match="downloaded processed.cleveland.data has MD5"):
         download_uci_heart(tmp_path / "dl2", base_url=server.as_uri() + "/")
     assert not (tmp_path / "dl2" / "processed.cleveland.data").exists()
+
+
+def test_loader_schema_matches_manifest():
+    yaml = pytest.importorskip("yaml")
+    path = Path(__file__).resolve().parents[1] / "data_manifests" / "adni_roi.yaml"
+    if not path.exists():
+        pytest.skip("data_manifests/adni_roi.yaml not present")
+    layout = yaml.safe_load(path.read_text())["layout"]
+    assert tuple(layout["feature_columns"]) == AAL90_ROIS
+    assert (layout["id_column"], layout["site_column"], layout["label_column"]) == ("subject_id", "phase", "diagnosis")
