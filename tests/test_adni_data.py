@@ -71,7 +71,7 @@ def test_cohort_effects(cohort):
     assert corr.loc["Hippocampus_L", "Hippocampus_R"] > corr.loc["Hippocampus_L", "Calcarine_R"]
     # scanner effect: the same anatomy reads differently at 3T (deep GM smaller)
     two = cohort[cohort.phase == "ADNI-2"]
-    assert two["Pallidum_L"].mean() < 0.95 * one["Pallidum_L"].mean()
+    assert two["Pallidum_L"].mean() < 0.98 * one["Pallidum_L"].mean()
 
 
 def test_stratified_split_partition_and_ratio():

@@ -94,8 +94,8 @@ class CohortSite:
 
 ADNI_SITES: tuple[CohortSite, ...] = (
     CohortSite("ADNI-1", 1.5, num_ad=199, num_nc=229, scanner_gain=0.0, scanner_noise=0.01),
-    CohortSite("ADNI-2", 3.0, num_ad=159, num_nc=201, scanner_gain=0.03, scanner_noise=0.02,
-               deep_gm_gain=-0.15, severity=0.8),
+    CohortSite("ADNI-2", 3.0, num_ad=159, num_nc=201, scanner_gain=0.025, scanner_noise=0.02,
+               deep_gm_gain=-0.05, severity=0.8),
 )
 
 
