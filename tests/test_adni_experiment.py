@@ -112,3 +112,16 @@ def test_default_cohort_calibration_holds(table):
     assert len(rows) == 4 and (cal.loc[rows, "diff"].abs() <= 0.04).all(), cal
     cross = summary_table(res).loc[("ADNI-2", "Cross (ADNI1-tr)")]
     assert cross["sen"] < cross["spe"] - 0.15
+
+
+def test_rounds_to_target_on_hand_made_curves():
+    curves = pd.DataFrame({"method": ["A"] * 5 + ["B"] * 5, "round": list(range(5)) * 2,
+                           "auc": [0.5, 0.9, 0.7, 0.9, 0.95, 0.5, 0.6, 0.92, 0.93, 0.94],
+                           "bytes": [0, 10, 20, 30, 40] * 2, "gradient_steps": list(range(5)) * 2})
+    sustained = rounds_to_target(curves, 0.9).set_index("method")
+    assert sustained.loc["A", "rounds"] == 3 and sustained.loc["A", "bytes"] == 30  # the dip at round 2 resets it
+    assert sustained.loc["B", "rounds"] == 2
+    first = rounds_to_target(curves, 0.9, sustained=False).set_index("method")
+    assert first.loc["A", "rounds"] == 1
+    assert rounds_to_target(curves).loc[0, "target_auc"] == pytest.approx(0.935)  # min final AUC - 0.005
+    assert np.isnan(rounds_to_target(curves, 0.99).loc[0, "rounds"])

@@ -244,13 +244,16 @@ def communication_curves(federation: Federation, settings: LRSettings, seed: int
     return pd.concat(out, ignore_index=True)
 
 
-def rounds_to_target(curves: pd.DataFrame, target_auc: float | None = None) -> pd.DataFrame:
+def rounds_to_target(curves: pd.DataFrame, target_auc: float | None = None, sustained: bool = True) -> pd.DataFrame:
     """First round (and bytes) at which each method's mean test AUC reaches ``target_auc``.
 
     Args:
         curves: Output of :func:`communication_curves`.
         target_auc: The target; default 0.005 below the lower of the methods' final AUCs, so that
             every curve reaches it.
+        sustained: Count the first round from which the curve *stays* at or above the target
+            (default; an oscillating curve that touches the target early does not count), else the
+            first round that touches it.
 
     Returns:
         One row per method: ``method, target_auc, rounds, bytes, gradient_steps`` (NaN if never reached).
@@ -260,7 +263,11 @@ def rounds_to_target(curves: pd.DataFrame, target_auc: float | None = None) -> p
         target_auc = float(last.min()) - 0.005
     rows = []
     for method, c in curves.groupby("method", sort=False):
-        hit = c[c["auc"] >= target_auc].sort_values("round")
+        c = c.sort_values("round")
+        ok = c["auc"].to_numpy() >= target_auc
+        if sustained:
+            ok = np.flip(np.logical_and.accumulate(np.flip(ok)))  # at or above target from here on
+        hit = c[ok]
         first = hit.iloc[0] if len(hit) else None
         rows.append({"method": method, "target_auc": round(target_auc, 4),
                      "rounds": int(first["round"]) if first is not None else np.nan,
