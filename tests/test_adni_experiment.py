@@ -123,5 +123,5 @@ def test_rounds_to_target_on_hand_made_curves():
     assert sustained.loc["B", "rounds"] == 2
     first = rounds_to_target(curves, 0.9, sustained=False).set_index("method")
     assert first.loc["A", "rounds"] == 1
-    assert rounds_to_target(curves).loc[0, "target_auc"] == pytest.approx(0.935)  # min final AUC - 0.005
+    assert rounds_to_target(curves).loc[0, "target_auc"] == pytest.approx(0.93)  # min final AUC - 0.01
     assert np.isnan(rounds_to_target(curves, 0.99).loc[0, "rounds"])
