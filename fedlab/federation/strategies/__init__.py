@@ -5,11 +5,15 @@ from __future__ import annotations
 from fedlab.federation.strategies.base import Strategy, Update
 from fedlab.federation.strategies.centralized import Centralized
 from fedlab.federation.strategies.fedavg import FedAvg
+from fedlab.federation.strategies.fedprox import FedProx
 from fedlab.federation.strategies.fedrep import FedPer, FedRep
+from fedlab.federation.strategies.fedsgd import FedSGD
 from fedlab.federation.strategies.local import Local
 
 STRATEGIES: dict[str, type[Strategy]] = {
     "FedAvg": FedAvg,
+    "FedSGD": FedSGD,
+    "FedProx": FedProx,
     "Local": Local,
     "FedPer": FedPer,
     "FedRep": FedRep,
@@ -28,4 +32,7 @@ def get_strategy(name: str, **kwargs: object) -> Strategy:
     return STRATEGIES[name](**kwargs)
 
 
-__all__ = ["STRATEGIES", "Centralized", "FedAvg", "FedPer", "FedRep", "Local", "Strategy", "Update", "get_strategy"]
+__all__ = [
+    "STRATEGIES", "Centralized", "FedAvg", "FedPer", "FedProx", "FedRep", "FedSGD", "Local", "Strategy", "Update",
+    "get_strategy",
+]
