@@ -39,6 +39,7 @@ from fedlab.federation.evaluation import evaluate
 from fedlab.federation.simulation import run_federation
 from fedlab.federation.strategies import STRATEGIES
 from fedlab.models.logistic import LogisticRegression, Standardized
+from fedlab.reference import read_reference
 
 METHODS: tuple[str, ...] = ("Cross", "Single", "Mix", "FedAvg", "FedSGD", "FedProx")
 METRICS: tuple[str, ...] = ("acc", "sen", "spe", "auc")
@@ -288,12 +289,9 @@ def shared_dir() -> Path | None:
 
 
 def load_reference(path: str | Path | None = None) -> pd.DataFrame | None:
-    """The survey's Table 2 (``reference/adni_table2.csv`` in the shared folder); None when absent."""
+    """The survey's Table 2 (packaged with fedlab, see :mod:`fedlab.reference`), or the CSV at ``path``."""
     if path is None:
-        root = shared_dir()
-        if root is None:
-            return None
-        path = root / "reference" / REFERENCE_FILE
+        return read_reference(REFERENCE_FILE)
     path = Path(path)
     return pd.read_csv(path, comment="#") if path.exists() else None
 
