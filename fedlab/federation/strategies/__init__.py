@@ -6,6 +6,7 @@ from fedlab.federation.strategies.base import Strategy, Update
 from fedlab.federation.strategies.centralized import Centralized
 from fedlab.federation.strategies.fedavg import FedAvg
 from fedlab.federation.strategies.fedrep import FedPer, FedRep
+from fedlab.federation.strategies.lcfed import LCFed
 from fedlab.federation.strategies.local import Local
 
 STRATEGIES: dict[str, type[Strategy]] = {
@@ -13,6 +14,7 @@ STRATEGIES: dict[str, type[Strategy]] = {
     "Local": Local,
     "FedPer": FedPer,
     "FedRep": FedRep,
+    "LC-Fed": LCFed,
     "Mix": Centralized,
 }
 
@@ -28,4 +30,4 @@ def get_strategy(name: str, **kwargs: object) -> Strategy:
     return STRATEGIES[name](**kwargs)
 
 
-__all__ = ["STRATEGIES", "Centralized", "FedAvg", "FedPer", "FedRep", "Local", "Strategy", "Update", "get_strategy"]
+__all__ = ["STRATEGIES", "Centralized", "FedAvg", "FedPer", "FedRep", "LCFed", "Local", "Strategy", "Update", "get_strategy"]
