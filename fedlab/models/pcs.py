@@ -61,14 +61,17 @@ class PersonalizedChannelSelection(nn.Module):
     Args:
         channels: C, channels of the feature it gates (the U-Net bottleneck).
         num_sites: K, length of the one-hot site code.
-        reduction: Hidden width of the scoring MLP is ``max(1, C // reduction)`` (16 in the paper).
+        reduction: Hidden width of the scoring MLP is ``max(min_hidden, C // reduction)`` (16 in the paper).
+        min_hidden: Lower bound of that width, so that the small classroom networks do not get a
+            single hidden ReLU unit that can die and freeze every gate at 0.5 (the paper's 256
+            channels give 16 hidden units either way).
     """
 
-    def __init__(self, channels: int, num_sites: int, reduction: int = 16) -> None:
+    def __init__(self, channels: int, num_sites: int, reduction: int = 16, min_hidden: int = 4) -> None:
         super().__init__()
         if channels < 1 or num_sites < 1:
             raise ValueError(f"channels and num_sites must be positive, got {channels} and {num_sites}")
-        hidden = max(1, channels // reduction)
+        hidden = max(min_hidden, channels // reduction)
         self.channels = channels
         self.num_sites = num_sites
         self.embed = nn.Sequential(nn.Linear(num_sites, channels, bias=False), nn.ReLU(),
