@@ -30,4 +30,6 @@ def get_strategy(name: str, **kwargs: object) -> Strategy:
     return STRATEGIES[name](**kwargs)
 
 
-__all__ = ["STRATEGIES", "Centralized", "FedAvg", "FedPer", "FedRep", "LCFed", "Local", "Strategy", "Update", "get_strategy"]
+__all__ = [
+    "STRATEGIES", "Centralized", "FedAvg", "FedPer", "FedRep", "LCFed", "Local", "Strategy", "Update", "get_strategy",
+]
