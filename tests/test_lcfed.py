@@ -236,6 +236,16 @@ class SpyLCFed(LCFed):
         return sent
 
 
+def test_backbone_ablation_is_fedrep(toy_federation, tiny_config):
+    """Without PCS, contrast and HC, LC-Fed's schedule and split are exactly FedRep's."""
+    cfg = tiny_config.replace(rounds=2)
+    ours = run_federation(LCFed(**ABLATIONS["FedRep-style backbone"]), toy_federation, cfg, progress=False)
+    ref = run_federation(get_strategy("FedRep"), toy_federation, cfg, progress=False)
+    a, b = ours.to_dataframe(), ref.to_dataframe()
+    np.testing.assert_allclose(a["value"].to_numpy(), b["value"].to_numpy(), rtol=1e-5, atol=1e-6)
+    assert ours.ledger_dataframe()["bytes_up"].tolist() == ref.ledger_dataframe()["bytes_up"].tolist()
+
+
 def test_lcfed_rounds_on_cpu(toy_federation, tiny_config):
     """Round 1: backbone (FedRep schedule + PCS). Round 2: head exchange + HC training, U-Net frozen."""
     cfg = tiny_config.replace(rounds=2, hc_rounds=1)

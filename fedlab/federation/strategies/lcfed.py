@@ -20,7 +20,9 @@ model is served without calibration (the site model stores whether it was calibr
 Ablations are constructor options: ``LCFed(use_pcs=False, alpha=0, use_hc=False)`` is the
 FedRep-style backbone, ``LCFed(alpha=0, use_hc=False)`` adds PCS without the contrastive loss,
 ``LCFed(use_hc=False)`` adds the contrast, ``LCFed()`` is the full method. :data:`ABLATIONS` lists them.
-Client weights are uniform by default, as in the authors' code (``client_weight = 1/K``).
+Client weights follow the number of training images by default, like every fedlab strategy, so
+that the backbone row *is* FedRep; the authors' code weighted sites uniformly
+(``client_weight = 1/K``): pass ``weighting="uniform"`` for that.
 """
 
 from __future__ import annotations
@@ -90,7 +92,7 @@ class LCFed(FedRep):
         use_pcs: Put PCS on the bottleneck.
         use_hc: Train head calibration in the last ``hc_rounds`` rounds.
         hc_rounds: Rounds of stage 1 (default ``config.hc_rounds``), taken from the end of the run.
-        weighting: "uniform" (the authors' code) or "samples".
+        weighting: "samples" (w_k = n_k / n) or "uniform" (the authors' code).
         name: Label in results (default "LC-Fed", or a description of the ablation).
     """
 
@@ -98,7 +100,7 @@ class LCFed(FedRep):
     personalized = True
 
     def __init__(self, alpha: float = 0.1, use_pcs: bool = True, use_hc: bool = True, hc_rounds: int | None = None,
-                 weighting: str = "uniform", name: str | None = None) -> None:
+                 weighting: str = "samples", name: str | None = None) -> None:
         super().__init__(weighting=weighting)
         if alpha < 0:
             raise ValueError(f"alpha must be >= 0, got {alpha}")
