@@ -18,7 +18,15 @@ from fedlab.federation.simulation import run_federation
 from fedlab.federation.strategies import STRATEGIES, get_strategy
 from fedlab.federation.strategies.base import Update
 from fedlab.federation.strategies.lcfed import ABLATIONS, LCFed, lcfed_loss
-from fedlab.models import HeadCalibration, LCFedNet, LCFedSiteModel, PersonalizedChannelSelection, UNet, site_code
+from fedlab.models import (
+    HeadCalibration,
+    LCFedNet,
+    LCFedSiteModel,
+    PersonalizedChannelSelection,
+    UNet,
+    gate_spread,
+    site_code,
+)
 from fedlab.models.hc import calibration_geometry, disagreement_map, disagreement_peaks, peak_gaussian_1d
 from fedlab.models.pcs import contrastive_site_loss
 
@@ -105,11 +113,22 @@ def test_contrastive_loss_is_minus_mean_mse():
         contrastive_site_loss(g, [])
 
 
-def gate_spread(net, x):
+def spread_of(net, x):
     """Mean squared distance between the gates of the two site codes."""
     with torch.no_grad():
         gates = net.site_gates(net.unet.encode(x)[-1])
     return float(((gates[0] - gates[1]) ** 2).mean())
+
+
+def test_gate_spread_is_mean_pairwise_mse():
+    g = torch.rand(3, 5)
+    pairs = [((g[i] - g[j]) ** 2).mean() for i, j in ((0, 1), (0, 2), (1, 2))]
+    torch.testing.assert_close(gate_spread(g), sum(pairs) / 3)
+    net = make_net(hc=False)
+    x = torch.rand(4, 1, 16, 16)
+    means = net.mean_site_gates(x)
+    assert means.shape == (3, net.unet.bottleneck_channels)
+    torch.testing.assert_close(means[1], net.forward_all(x, 1).gate.mean(0).flatten().detach())
 
 
 def test_contrast_pushes_site_gates_apart():
@@ -126,9 +145,9 @@ def test_contrast_pushes_site_gates_apart():
                 opt.zero_grad()
                 lcfed_loss(k, alpha)(net, d.x, d.y).backward()
                 opt.step()
-        spread[alpha] = gate_spread(net, x)
+        spread[alpha] = spread_of(net, x)
     assert spread[0.5] > 1.5 * spread[0.0]
-    assert spread[0.5] > gate_spread(init, x)
+    assert spread[0.5] > spread_of(init, x)
 
 
 def test_site_code_rejects_unknown_site():

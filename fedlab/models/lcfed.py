@@ -88,6 +88,17 @@ class LCFedNet(nn.Module):
         return torch.stack([self.pcs.gate(bottleneck, site_code(j, self.num_sites, n, bottleneck.device))
                             for j in range(self.num_sites)])
 
+    @torch.no_grad()
+    def mean_site_gates(self, x: torch.Tensor) -> torch.Tensor:
+        """(K, C) gates of every site code, averaged over the images ``x`` (for plots)."""
+        was_training = self.training
+        self.eval()
+        try:
+            gates = self.site_gates(self.unet.encode(x)[-1])  # (K, N, C, 1, 1)
+        finally:
+            self.train(was_training)
+        return gates.mean(dim=1).flatten(1)
+
 
 class LCFedSiteModel(nn.Module):
     """Site ``site``'s model as ``x -> logits``: its site code, and calibration when active.

@@ -111,3 +111,20 @@ def contrastive_site_loss(gate: torch.Tensor, other_gates: Sequence[torch.Tensor
         raise ValueError("contrastive_site_loss needs the gates of at least one other site (K >= 2)")
     total = sum(F.mse_loss(gate, other.detach()) for other in other_gates)
     return -total / len(other_gates)
+
+
+def gate_spread(gates: torch.Tensor) -> torch.Tensor:
+    """Mean squared distance between the gates of every pair of sites.
+
+    Args:
+        gates: (K, ...) one gate (or mean gate) per site code, K >= 2.
+
+    Returns:
+        0-d tensor: ``mean over pairs i < j of MSE(gates[i], gates[j])``.
+    """
+    k = gates.shape[0]
+    if k < 2:
+        raise ValueError(f"gate_spread needs the gates of at least 2 sites, got {k}")
+    flat = gates.reshape(k, -1)
+    pairs = [F.mse_loss(flat[i], flat[j]) for i in range(k) for j in range(i + 1, k)]
+    return torch.stack(pairs).mean()

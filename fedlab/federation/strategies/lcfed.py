@@ -119,6 +119,7 @@ class LCFed(FedRep):
         self.hc_rounds_done = 0
         self._body_sent = False
         self._incoming_heads: dict[int, State] = {}
+        self.final_models: list[LCFedSiteModel] = []
 
     @staticmethod
     def default_name(alpha: float, use_pcs: bool, use_hc: bool) -> str:
@@ -243,7 +244,10 @@ class LCFed(FedRep):
         return [self._site_model(c, calibrated=self.hc_rounds_done > 0) for c in clients]
 
     def finish(self, clients: Sequence[Client]) -> None:
-        """Warn when head calibration was asked for but never trained (the run ended before stage 1)."""
+        """Keep the last round's site models in ``final_models`` (for plots; the evaluated models are
+        the validation-selected ones in ``History.site_models``), and warn when head calibration was
+        asked for but never trained (the run ended before stage 1)."""
+        self.final_models = [copy.deepcopy(m) for m in self.site_models(clients)]
         if self.use_hc and self.hc_rounds_done == 0:
             warnings.warn(f"LC-Fed's calibration stage never ran: it starts after round {self.backbone_rounds} "
                           "(config.rounds - hc_rounds). Pass the total number of rounds through config.rounds.",
