@@ -27,7 +27,11 @@ def _display_image(x: np.ndarray) -> tuple[np.ndarray, str | None]:
 
 def plot_site_gates(gates: Mapping[str, torch.Tensor | np.ndarray], site_names: Sequence[str],
                     title: str = "") -> Figure:
-    """Heatmaps of the PCS gates, one panel per model variant.
+    """Heatmaps of how each site code moves the PCS gates, one panel per model variant.
+
+    Every channel's gate is shown as its deviation from the mean over the site codes
+    (``M_k - mean_j M_j``), on one symmetric colour scale shared by all panels, so that panels are
+    comparable and the site-specific part is visible next to the much larger per-channel level.
 
     Args:
         gates: ``{variant: (K, C) gates}``, e.g. from :meth:`fedlab.models.LCFedNet.mean_site_gates`.
@@ -37,14 +41,16 @@ def plot_site_gates(gates: Mapping[str, torch.Tensor | np.ndarray], site_names: 
     Returns:
         The figure; each panel's title gives the mean squared distance between the sites' gates.
     """
+    centred = {name: _to_numpy(g) - _to_numpy(g).mean(axis=0, keepdims=True) for name, g in gates.items()}
+    vmax = max(max(float(np.abs(c).max()) for c in centred.values()), 1e-8)
     fig, axes = plt.subplots(1, len(gates), figsize=(5 * len(gates), 0.45 * len(site_names) + 1.8), squeeze=False)
     for ax, (name, g) in zip(axes[0], gates.items(), strict=True):
-        g = _to_numpy(g)
-        im = ax.imshow(g, aspect="auto", cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
+        im = ax.imshow(centred[name], aspect="auto", cmap="RdBu_r", vmin=-vmax, vmax=vmax, interpolation="nearest")
         ax.set_yticks(range(len(site_names)), site_names)
         ax.set_xlabel("bottleneck channel")
-        ax.set_title(f"{name}\nmean pairwise MSE between sites {gate_spread(torch.as_tensor(g)):.2e}", fontsize=9)
-        fig.colorbar(im, ax=ax, fraction=0.04, label="gate M")
+        spread = float(gate_spread(torch.as_tensor(_to_numpy(g))))
+        ax.set_title(f"{name}\nmean pairwise MSE between sites {spread:.2e}", fontsize=9)
+        fig.colorbar(im, ax=ax, fraction=0.04, label="gate minus mean over sites")
     axes[0][0].set_ylabel("site code")
     if title:
         fig.suptitle(title, fontsize=10)
@@ -90,7 +96,7 @@ def plot_calibration_steps(image: torch.Tensor, target: torch.Tensor, maps: Mapp
     probs = _to_numpy(maps["head_probs"])[:, 0, label]  # (K, H, W)
     k = probs.shape[0]
     ncols = max(k + 1, 6)
-    fig, axes = plt.subplots(2, ncols, figsize=(1.9 * ncols, 4.2))
+    fig, axes = plt.subplots(2, ncols, figsize=(2.0 * ncols, 5.0))
     for ax in axes.ravel():
         ax.axis("off")
     _overlay(axes[0, 0], img, None, gt, f"site {site_names[site]}: image + truth")
@@ -98,16 +104,16 @@ def plot_calibration_steps(image: torch.Tensor, target: torch.Tensor, maps: Mapp
         who = "own head" if i == site else f"head of {site_names[i]}"
         _overlay(axes[0, i + 1], img, probs[i], gt, f"P ({who})")
     second = [
-        ("disagreement U (normalised)", _to_numpy(maps["disagreement"])[0, label], 1.0, "magma"),
-        ("peaks of U (> threshold)", _to_numpy(maps["peaks"])[0, label], 1.0, "magma"),
-        ("blurred peaks (attention 1)", _to_numpy(maps["attention_disagreement"])[0, label], None, "magma"),
-        ("blurred prediction (attention 2)", _to_numpy(maps["attention_prediction"])[0, label], None, "magma"),
-        ("before calibration", 1 / (1 + np.exp(-_to_numpy(maps["before"])[0, label])), 1.0, OVERLAY_CMAP),
-        ("after calibration", 1 / (1 + np.exp(-_to_numpy(calibrated)[0, label])), 1.0, OVERLAY_CMAP),
+        ("disagreement U\n(normalised)", _to_numpy(maps["disagreement"])[0, label], 1.0, "magma"),
+        ("peaks of U\n(> threshold)", _to_numpy(maps["peaks"])[0, label], 1.0, "magma"),
+        ("blurred peaks\n(attention 1)", _to_numpy(maps["attention_disagreement"])[0, label], None, "magma"),
+        ("blurred prediction\n(attention 2)", _to_numpy(maps["attention_prediction"])[0, label], None, "magma"),
+        ("prediction\nbefore calibration", 1 / (1 + np.exp(-_to_numpy(maps["before"])[0, label])), 1.0, OVERLAY_CMAP),
+        ("prediction\nafter calibration", 1 / (1 + np.exp(-_to_numpy(calibrated)[0, label])), 1.0, OVERLAY_CMAP),
     ]
     for ax, (name, m, vmax, cmap) in zip(axes[1], second, strict=False):
         vmax = vmax if vmax is not None else max(float(m.max()), 1e-6)
-        _overlay(ax, img, m, gt, f"{name}\n(max {m.max():.2g})", vmax=vmax, cmap=cmap)
+        _overlay(ax, img, m, gt, f"{name} (max {m.max():.2g})", vmax=vmax, cmap=cmap)
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
