@@ -63,7 +63,7 @@ def _overlay(ax: plt.Axes, image: np.ndarray, overlay: np.ndarray | None, target
     img, grey = _display_image(image)
     ax.imshow(img, cmap=grey, interpolation="nearest")
     if overlay is not None:
-        ax.imshow(np.ma.masked_less_equal(overlay, 1e-3 * vmax), cmap=cmap, alpha=0.6, vmin=0, vmax=vmax,
+        ax.imshow(np.ma.masked_less_equal(overlay, 0.05 * vmax), cmap=cmap, alpha=0.6, vmin=0, vmax=vmax,
                   interpolation="nearest")
     if target is not None and target.any() and not target.all():
         ax.contour(target, levels=[0.5], colors="cyan", linewidths=0.8)
