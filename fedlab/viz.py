@@ -111,3 +111,83 @@ def plot_intensity_histograms(federation: Federation, split: str = "train", bins
     ax.set_title(f"{federation.title}: intensity distribution per site ({split})", fontsize=9)
     fig.tight_layout()
     return fig
+
+
+# --- training ---
+def plot_learning_curves(histories, metric: str = "dice", split: str = "test", title: str = "", ax=None):
+    """Mean-over-sites curve of ``metric`` per round for each run (one line per method).
+
+    Args:
+        histories: Iterable of :class:`fedlab.federation.History`.
+        metric: Curve metric recorded during training (Dice for segmentation).
+        split: "val" or "test".
+        title: Figure title; include the data's provenance, e.g. ``federation.title``.
+        ax: Optional matplotlib Axes to draw on.
+
+    Returns:
+        The matplotlib Figure.
+    """
+    import matplotlib.pyplot as plt
+
+    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(6, 4))
+    for h in histories:
+        df = h.to_dataframe("curve")
+        df = df[(df["metric"] == metric) & (df["split"] == split)]
+        mean = df.groupby("round")["value"].mean()
+        lo, hi = df.groupby("round")["value"].min(), df.groupby("round")["value"].max()
+        line, = ax.plot(mean.index, mean.values, marker="o", ms=3, label=h.method)
+        ax.fill_between(mean.index, lo.values, hi.values, color=line.get_color(), alpha=0.12)
+    ax.set_xlabel("communication round")
+    ax.set_ylabel(f"{split} {metric} (mean over sites; band = min..max)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def plot_site_bars(table, metric: str = "dice", title: str = "", ax=None):
+    """Grouped bars: one group per site, one bar per method.
+
+    Args:
+        table: DataFrame with columns method, site, metric, value (e.g. final rows of several runs).
+        metric: Which metric to show.
+        title: Figure title (include whether the data are synthetic).
+        ax: Optional Axes.
+
+    Returns:
+        The matplotlib Figure.
+    """
+    import matplotlib.pyplot as plt
+
+    wide = table[table["metric"] == metric].pivot_table(index="site", columns="method", values="value", sort=False)
+    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(7, 3.5))
+    wide.plot.bar(ax=ax, rot=0, width=0.8)
+    ax.set_ylabel(metric)
+    ax.set_title(title)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(ncol=min(len(wide.columns), 4), fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_metric_vs_bytes(histories, metric: str = "dice", split: str = "test", title: str = "", ax=None):
+    """Mean-over-sites ``metric`` against cumulative bytes communicated (up + down), one line per run."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(6, 4))
+    for h in histories:
+        ledger = h.ledger_dataframe()
+        df = h.to_dataframe("curve")
+        df = df[(df["metric"] == metric) & (df["split"] == split)]
+        mean = df.groupby("round")["value"].mean()
+        cum = {0: 0.0, **dict(zip(ledger["round"], ledger["cum_bytes"], strict=True))}
+        ax.plot([cum[r] / 2**20 for r in mean.index], mean.values, marker="o", ms=3,
+                label=h.info.get("label", h.method))
+    ax.set_xlabel("MiB communicated (up + down, all clients)")
+    ax.set_ylabel(f"{split} {metric} (mean over sites)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
