@@ -33,7 +33,9 @@ def test_notebook_03_smoke(tmp_path):
     backbone = results[results["method"] == "FedRep-style backbone"].set_index(["site", "metric"])["value"]
     pd.testing.assert_series_equal(fedrep, backbone, check_names=False)
 
-    assert "LC-Fed" in summary["headline"]["mean test IoU per method (%)"]
+    assert {"LC-Fed_test_iou", "FedRep_test_iou", "+ contrast_test_iou"} <= set(summary["headline"])
+    lcfed = results[(results["method"] == "LC-Fed") & (results["metric"] == "iou")]["value"].mean()
+    assert summary["headline"]["LC-Fed_test_iou"] == pytest.approx(lcfed, abs=1e-4)
     assert set(summary["gate_spread"]) == {"+ PCS (alpha=0)", "+ contrast"}
     assert all(v >= 0 for v in summary["gate_spread"].values())
     rounds = summary["selected_rounds"]["+ HC (LC-Fed)"]
