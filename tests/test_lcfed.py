@@ -7,6 +7,7 @@ import io
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
@@ -326,3 +327,14 @@ def test_site_model_without_hc_is_the_site_coded_net():
     with pytest.raises(ValueError, match="needs an LCFedNet with a HeadCalibration"):
         LCFedSiteModel(net, 0, calibrated=True)
     assert F.sigmoid(net(x, 0)).shape == (2, 1, 16, 16)
+
+
+def test_resume_from_checkpoint_matches_uninterrupted_run(toy_federation, tiny_config, tmp_path):
+    """The exchanged heads and stage-1 progress are part of the checkpoint."""
+    cfg = tiny_config.replace(rounds=3, hc_rounds=1, checkpoint_every=1)
+    full = run_federation(LCFed(), toy_federation, cfg, progress=False)
+    with pytest.warns(UserWarning, match="never ran"):
+        run_federation(LCFed(), toy_federation, cfg, rounds=2, checkpoint_dir=tmp_path, progress=False)
+    resumed = run_federation(LCFed(), toy_federation, cfg, checkpoint_dir=tmp_path, progress=False)
+    pd.testing.assert_frame_equal(resumed.to_dataframe(), full.to_dataframe())
+    assert resumed.selected_round == full.selected_round
