@@ -222,6 +222,17 @@ def test_calibration_trains_only_the_hc_conv():
     assert all(p.grad is None for n, p in net.named_parameters() if not n.startswith("hc."))
 
 
+def test_calibration_leaves_batchnorm_statistics_alone():
+    torch.manual_seed(0)
+    unet = UNet(1, 1, base_width=4, levels=2, norm="batch")
+    net = LCFedNet(unet, 2, calibration=HeadCalibration(1, unet.feature_channels, image_size=16)).train()
+    before = {k: v.clone() for k, v in net.state_dict().items() if "running" in k}
+    model = LCFedSiteModel(net, 0, [copy.deepcopy(net.head) for _ in range(2)], calibrated=True)
+    model.calibrate(torch.rand(3, 1, 16, 16)).sum().backward()
+    assert before and all(torch.equal(net.state_dict()[k], v) for k, v in before.items())
+    assert net.training
+
+
 def test_split_keeps_head_and_hc_local():
     net = make_net()
     split = LCFed().param_split(net)

@@ -134,16 +134,23 @@ class LCFedSiteModel(nn.Module):
         return torch.stack([torch.sigmoid(h(feature)) for h in heads])
 
     def calibrate(self, x: torch.Tensor, return_maps: bool = False):
-        """Calibrated logits of ``x`` with the U-Net frozen (features computed without gradient).
+        """Calibrated logits of ``x`` with the U-Net frozen.
 
-        With ``return_maps`` also returns a dict of intermediate maps: the heads' probabilities
-        ("head_probs", (K, N, L, H, W)), "before" (own-head logits) and the calibration maps.
+        The features come from the U-Net in inference mode and without gradient (so training the
+        calibration never touches the U-Net, not even BatchNorm statistics); only ``net.hc`` is
+        differentiable. With ``return_maps`` also returns a dict of intermediate maps: the heads'
+        probabilities ("head_probs", (K, N, L, H, W)), "before" (own-head logits) and the calibration maps.
         """
         if self.heads is None:
             raise ValueError("this site model has no head calibration (net.hc is None)")
-        with torch.no_grad():
-            out = self.net.forward_all(x, self.site)
-            probs = self.head_probabilities(out.feature)
+        was_training = self.net.training
+        self.net.eval()
+        try:
+            with torch.no_grad():
+                out = self.net.forward_all(x, self.site)
+                probs = self.head_probabilities(out.feature)
+        finally:
+            self.net.train(was_training)
         result = self.net.hc(out.feature, probs, self.site, return_maps=return_maps)
         if return_maps:
             logits, maps = result

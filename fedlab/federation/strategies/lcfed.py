@@ -203,9 +203,9 @@ class LCFed(FedRep):
         self._body_sent = bool(bodies)
         if bodies:
             self.global_state = weighted_average([b for b, _ in bodies], [w for _, w in bodies])
-        self._incoming_heads = {u.client: {k[len(HEAD_PREFIX):]: v for k, v in u.payload.items()
-                                           if k.startswith(HEAD_PREFIX)} for u in updates}
-        self._incoming_heads = {k: v for k, v in self._incoming_heads.items() if v}
+        heads = {u.client: {k[len(HEAD_PREFIX):]: v for k, v in u.payload.items() if k.startswith(HEAD_PREFIX)}
+                 for u in updates}
+        self._incoming_heads = {client: head for client, head in heads.items() if head}
         if self.stage(round) == 1:
             self.hc_rounds_done += 1
         return self.global_state
@@ -216,7 +216,8 @@ class LCFed(FedRep):
         if self._body_sent:
             sent += super().broadcast(clients, round)
         if self._incoming_heads:
-            heads = self.heads or [c.model.head.state_dict() for c in clients]
+            heads = self.heads or [{k: v.detach().clone() for k, v in c.model.head.state_dict().items()}
+                                   for c in clients]
             heads = [dict(self._incoming_heads.get(k, h)) for k, h in enumerate(heads)]
             self.heads = heads
             sizes = [state_bytes(h) for h in heads]
