@@ -5,12 +5,16 @@ from __future__ import annotations
 from fedlab.federation.strategies.base import Strategy, Update
 from fedlab.federation.strategies.centralized import Centralized
 from fedlab.federation.strategies.fedavg import FedAvg
+from fedlab.federation.strategies.fedprox import FedProx
 from fedlab.federation.strategies.fedrep import FedPer, FedRep
+from fedlab.federation.strategies.fedsgd import FedSGD
 from fedlab.federation.strategies.lcfed import LCFed
 from fedlab.federation.strategies.local import Local
 
 STRATEGIES: dict[str, type[Strategy]] = {
     "FedAvg": FedAvg,
+    "FedSGD": FedSGD,
+    "FedProx": FedProx,
     "Local": Local,
     "FedPer": FedPer,
     "FedRep": FedRep,
@@ -31,5 +35,6 @@ def get_strategy(name: str, **kwargs: object) -> Strategy:
 
 
 __all__ = [
-    "STRATEGIES", "Centralized", "FedAvg", "FedPer", "FedRep", "LCFed", "Local", "Strategy", "Update", "get_strategy",
+    "STRATEGIES", "Centralized", "FedAvg", "FedPer", "FedProx", "FedRep", "FedSGD", "LCFed", "Local", "Strategy",
+    "Update", "get_strategy",
 ]
