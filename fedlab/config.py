@@ -38,6 +38,7 @@ class Config:
         optimizer: Client optimiser, "adam" (paper) or "sgd".
         weight_decay: L2 penalty passed to the optimiser.
         eval_batch_size: Images per forward pass during evaluation.
+        hc_rounds: LC-Fed's head-calibration rounds (stage 1), taken from the end of ``rounds``.
     """
 
     preset: str = "classroom"
@@ -57,6 +58,7 @@ class Config:
     optimizer: str = "adam"
     weight_decay: float = 0.0
     eval_batch_size: int = 32
+    hc_rounds: int = 5
 
     def __post_init__(self) -> None:
         positive = ("image_size", "base_width", "levels", "rounds", "local_steps", "batch_size", "eval_every")
@@ -71,6 +73,8 @@ class Config:
             raise ValueError(
                 f"Config.image_size={self.image_size} must be divisible by 2**(levels-1)={2 ** (self.levels - 1)}"
             )
+        if self.hc_rounds < 0:
+            raise ValueError(f"Config.hc_rounds must be >= 0, got {self.hc_rounds!r}")
         if not 0 <= self.head_steps < self.local_steps:
             raise ValueError("Config.head_steps must be in [0, local_steps)")
 
@@ -86,13 +90,13 @@ class Config:
 PRESETS: dict[str, Config] = {
     "smoke": Config(
         preset="smoke", image_size=32, cases_scale=0.25, base_width=8, levels=3, rounds=3, local_steps=4,
-        batch_size=4, eval_every=1, finetune_steps=4, head_steps=1,
+        batch_size=4, eval_every=1, finetune_steps=4, head_steps=1, hc_rounds=1,
     ),
     "classroom": Config(preset="classroom"),
     "paper": Config(
         preset="paper", image_size=384, cases_scale=1.0, base_width=16, levels=5, norm="instance", rounds=300,
         local_steps=50, batch_size=6, lr=1e-3, eval_every=5, checkpoint_every=10, finetune_steps=500,
-        head_steps=10,
+        head_steps=10, hc_rounds=50,
     ),
 }
 

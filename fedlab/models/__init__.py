@@ -1,6 +1,12 @@
-"""Networks: the MONAI-block U-Net and its variants; logistic regression for tabular lessons."""
+"""Networks: the MONAI-block U-Net and its variants (LC-Fed's PCS and head calibration); logistic
+regression for tabular lessons."""
 
+from fedlab.models.hc import HeadCalibration
+from fedlab.models.lcfed import LCFedNet, LCFedOutput, LCFedSiteModel
 from fedlab.models.logistic import LogisticRegression, Standardized, sklearn_C
+from fedlab.models.pcs import PersonalizedChannelSelection, contrastive_site_loss, gate_spread, site_code
 from fedlab.models.unet import UNet, build_unet
 
-__all__ = ["LogisticRegression", "Standardized", "UNet", "build_unet", "sklearn_C"]
+__all__ = ["HeadCalibration", "LCFedNet", "LCFedOutput", "LCFedSiteModel", "LogisticRegression",
+           "PersonalizedChannelSelection", "Standardized", "UNet", "build_unet", "contrastive_site_loss", "gate_spread",
+           "site_code", "sklearn_C"]

@@ -8,6 +8,7 @@ from fedlab.federation.strategies.fedavg import FedAvg
 from fedlab.federation.strategies.fedprox import FedProx
 from fedlab.federation.strategies.fedrep import FedPer, FedRep
 from fedlab.federation.strategies.fedsgd import FedSGD
+from fedlab.federation.strategies.lcfed import LCFed
 from fedlab.federation.strategies.local import Local
 
 STRATEGIES: dict[str, type[Strategy]] = {
@@ -17,6 +18,7 @@ STRATEGIES: dict[str, type[Strategy]] = {
     "Local": Local,
     "FedPer": FedPer,
     "FedRep": FedRep,
+    "LC-Fed": LCFed,
     "Mix": Centralized,
 }
 
@@ -33,6 +35,6 @@ def get_strategy(name: str, **kwargs: object) -> Strategy:
 
 
 __all__ = [
-    "STRATEGIES", "Centralized", "FedAvg", "FedPer", "FedProx", "FedRep", "FedSGD", "Local", "Strategy", "Update",
-    "get_strategy",
+    "STRATEGIES", "Centralized", "FedAvg", "FedPer", "FedProx", "FedRep", "FedSGD", "LCFed", "Local", "Strategy",
+    "Update", "get_strategy",
 ]

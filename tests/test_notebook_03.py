@@ -1,0 +1,42 @@
+"""Notebook 03 (LC-Fed) runs end to end under papermill (smoke) and writes its contract files."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from notebook_runner import execute_notebook
+
+from fedlab.federation.strategies.lcfed import ABLATIONS
+
+pytestmark = pytest.mark.notebook
+
+
+def test_notebook_03_smoke(tmp_path):
+    results, summary = execute_notebook("03_lcfed_calibration", tmp_path)
+    assert summary["preset"] == "smoke" and summary["synthetic"] is True
+    sites = set(summary["data"]["sites"])
+    assert len(sites) == 6
+    methods = set(results["method"])
+    assert {"LC-Fed", "Local", "FedAvg", "FedRep"} <= methods
+    assert set(ABLATIONS) <= methods  # the four ablation rows
+    for method in methods:
+        rows = results[results["method"] == method]
+        assert set(rows["site"]) == sites, method
+        assert {"dice", "iou", "assd", "hd95"} <= set(rows["metric"]), method
+    assert (results["split"] == "test").all()
+    assert np.isfinite(results["value"]).all()
+    assert results[results["metric"].isin(["dice", "iou"])]["value"].between(0, 1).all()
+    assert (results[results["metric"].isin(["assd", "hd95"])]["value"] >= 0).all()
+    # the backbone ablation row is FedRep's run (LC-Fed without PCS, contrast and HC is FedRep)
+    fedrep = results[results["method"] == "FedRep"].set_index(["site", "metric"])["value"]
+    backbone = results[results["method"] == "FedRep-style backbone"].set_index(["site", "metric"])["value"]
+    pd.testing.assert_series_equal(fedrep, backbone, check_names=False)
+
+    assert {"LC-Fed_test_iou", "FedRep_test_iou", "+ contrast_test_iou"} <= set(summary["headline"])
+    lcfed = results[(results["method"] == "LC-Fed") & (results["metric"] == "iou")]["value"].mean()
+    assert summary["headline"]["LC-Fed_test_iou"] == pytest.approx(lcfed, abs=1e-4)
+    assert set(summary["gate_spread"]) == {"+ PCS (alpha=0)", "+ contrast"}
+    assert all(v >= 0 for v in summary["gate_spread"].values())
+    rounds = summary["selected_rounds"]["+ HC (LC-Fed)"]
+    assert set(rounds) == sites and all(0 <= r <= 4 for r in rounds.values())  # 3 backbone + 1 HC round
