@@ -5,14 +5,20 @@ from __future__ import annotations
 from fedlab.federation.strategies.base import Strategy, Update
 from fedlab.federation.strategies.centralized import Centralized
 from fedlab.federation.strategies.fedavg import FedAvg
+from fedlab.federation.strategies.fedbn import FedBN
 from fedlab.federation.strategies.fedrep import FedPer, FedRep
+from fedlab.federation.strategies.finetune import FineTune
 from fedlab.federation.strategies.local import Local
+from fedlab.federation.strategies.prrfl import PRRFL
 
 STRATEGIES: dict[str, type[Strategy]] = {
     "FedAvg": FedAvg,
     "Local": Local,
     "FedPer": FedPer,
     "FedRep": FedRep,
+    "FT": FineTune,
+    "FedBN": FedBN,
+    "PRR-FL": PRRFL,
     "Mix": Centralized,
 }
 
@@ -28,4 +34,5 @@ def get_strategy(name: str, **kwargs: object) -> Strategy:
     return STRATEGIES[name](**kwargs)
 
 
-__all__ = ["STRATEGIES", "Centralized", "FedAvg", "FedPer", "FedRep", "Local", "Strategy", "Update", "get_strategy"]
+__all__ = ["PRRFL", "STRATEGIES", "Centralized", "FedAvg", "FedBN", "FedPer", "FedRep", "FineTune", "Local", "Strategy",
+           "Update", "get_strategy"]
