@@ -24,6 +24,7 @@ import torch
 from fedlab.config import DATA_DIR_ENV, PRESET_ENV, Config, get_config
 from fedlab.reproducibility import run_receipt, seed_everything, select_device
 
+OUTPUT_ROOT_ENV = "FEDLAB_OUTPUT_ROOT"
 RESULT_COLUMNS = ["method", "site", "metric", "value", "split", "seed", "round"]
 
 
@@ -102,7 +103,7 @@ def start_run(notebook: str, preset: str = "classroom", seed: int = 0, data_dir:
         seed: Run seed.
         data_dir: Real-data folder ("" = embedded synthetic data); ``$FEDLAB_DATA_DIR`` wins when set.
         device: "auto", "cpu", "cuda", ...
-        output_dir: Where to write results ("" = ``outputs/<notebook>``).
+        output_dir: Where to write results ("" = ``$FEDLAB_OUTPUT_ROOT/<notebook>``, default ``outputs/<notebook>``).
 
     Raises:
         ValueError: for an unknown preset.
@@ -115,7 +116,7 @@ def start_run(notebook: str, preset: str = "classroom", seed: int = 0, data_dir:
             f"DATA_DIR={data_dir!r} does not exist. Set DATA_DIR='' to use the embedded synthetic data, or "
             "point it at a dataset laid out as its manifest in data_manifests/ describes.")
     seed_everything(seed)
-    out = Path(output_dir) if output_dir else Path("outputs") / notebook
+    out = Path(output_dir) if output_dir else Path(os.environ.get(OUTPUT_ROOT_ENV) or "outputs") / notebook
     return NotebookRun(notebook, config, int(seed), str(data_dir), select_device(device), out)
 
 

@@ -42,7 +42,8 @@ def evaluate(model: nn.Module, split: Split, task: str, metrics: Sequence[str] |
     metrics = tuple(metrics or FULL_METRICS[task])
     logits = predict(model, split.x, batch_size)
     if task == "segmentation":
-        scores = segmentation_scores(binarize(logits), split.y, metrics=metrics)
+        distances = any(m in ("assd", "hd95") for m in metrics)
+        scores = segmentation_scores(binarize(logits), split.y, distances=distances)
         means = summarize(scores)
         return {m: means[m] for m in metrics}
     scores = classification_scores(split.y, torch.sigmoid(logits.reshape(-1)))

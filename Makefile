@@ -1,0 +1,35 @@
+# The README's two commands. Each bootstraps .venv on first use.
+#   make reproduce   execute every notebook (PRESET=classroom by default) into outputs/<notebook>/
+#   make test        the whole test suite (notebooks executed with the smoke preset)
+# Variables: PRESET=smoke|classroom|paper, PYTHON=python3, TORCH_SPEC (e.g. a CUDA build of torch).
+
+PYTHON ?= python3
+VENV ?= .venv
+PRESET ?= classroom
+# The CPU wheel of torch is installed first so that monai does not pull a multi-GB CUDA build.
+# GPU users: make reproduce TORCH_SPEC="torch --index-url https://download.pytorch.org/whl/cu124"
+TORCH_SPEC ?= torch==2.13.0
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.fedlab-installed
+
+.PHONY: reproduce test lint clean-outputs
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q $(TORCH_SPEC)
+	$(BIN)/python -m pip install -q -e ".[notebooks,dev]"
+	@touch $(STAMP)
+
+reproduce: $(STAMP)
+	$(BIN)/python -m fedlab.reproduce --preset $(PRESET)
+
+test: $(STAMP)
+	$(BIN)/python -m ruff check fedlab tests bench
+	FEDLAB_PRESET=smoke FEDLAB_PROGRESS=0 $(BIN)/python -m pytest
+	FEDLAB_PRESET=smoke FEDLAB_PROGRESS=0 FEDLAB_OUTPUT_ROOT=$$(mktemp -d) $(BIN)/python -m pytest -p no:cacheprovider --nbval-lax notebooks/
+
+lint: $(STAMP)
+	$(BIN)/python -m ruff check fedlab tests bench
+
+clean-outputs:
+	rm -rf outputs

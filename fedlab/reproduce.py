@@ -1,0 +1,97 @@
+"""Execute every lesson notebook with papermill and print one summary table.
+
+``make reproduce`` runs ``python -m fedlab.reproduce``: each ``notebooks/NN_*.ipynb`` is executed
+with the chosen preset into ``outputs/<notebook>/`` (the executed notebook, results.csv and
+summary.json). A notebook that fails does not stop the others; the command exits non-zero and
+names it, and its partial output notebook is kept for inspection.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def find_notebooks(notebooks_dir: str | Path) -> list[Path]:
+    """The numbered lesson notebooks (``NN_topic.ipynb``), in order."""
+    paths = sorted(p for p in Path(notebooks_dir).glob("[0-9][0-9]_*.ipynb"))
+    if not paths:
+        raise FileNotFoundError(f"No notebooks named NN_topic.ipynb in {notebooks_dir}")
+    return paths
+
+
+def summary_table(output_root: str | Path, names: list[str]) -> pd.DataFrame:
+    """One row per notebook from its summary.json: preset, data, wall time and headline numbers."""
+    rows = []
+    for name in names:
+        path = Path(output_root) / name / "summary.json"
+        if not path.exists():
+            rows.append({"notebook": name, "status": "no summary.json"})
+            continue
+        s = json.loads(path.read_text())
+        row = {"notebook": name, "status": "ok", "preset": s.get("preset"),
+               "data": "synthetic" if s.get("synthetic") else "real", "wall_time_s": s.get("wall_time_s")}
+        for key, value in (s.get("headline") or {}).items():
+            row[key] = round(value, 3) if isinstance(value, float) else value
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def reproduce(preset: str = "classroom", notebooks_dir: str | Path | None = None,
+              output_root: str | Path = "outputs", only: list[str] | None = None) -> int:
+    """Execute the notebooks; return 0 if all succeeded, else 1.
+
+    Args:
+        preset: "smoke", "classroom" or "paper".
+        notebooks_dir: Folder with the notebooks (default: the checkout's ``notebooks/``).
+        output_root: Results go to ``output_root/<notebook>/``.
+        only: Restrict to notebooks whose name starts with one of these prefixes (e.g. ["01"]).
+    """
+    import papermill as pm
+
+    notebooks = find_notebooks(notebooks_dir or REPO_ROOT / "notebooks")
+    if only:
+        notebooks = [p for p in notebooks if any(p.stem.startswith(o) for o in only)]
+    failed = []
+    for nb in notebooks:
+        out_dir = Path(output_root) / nb.stem
+        out_dir.mkdir(parents=True, exist_ok=True)
+        print(f"== {nb.stem} (preset={preset}) -> {out_dir}", flush=True)
+        tic = time.perf_counter()
+        try:
+            pm.execute_notebook(str(nb), str(out_dir / nb.name), cwd=str(nb.parent),
+                                parameters={"PRESET": preset, "OUTPUT_DIR": str(out_dir.resolve())},
+                                progress_bar=False, kernel_name="python3")
+        except Exception as err:  # keep going: one broken lesson must not hide the others' results
+            failed.append(nb.stem)
+            print(f"   FAILED after {time.perf_counter() - tic:.0f} s: {type(err).__name__}: {str(err)[:500]}")
+            continue
+        print(f"   done in {time.perf_counter() - tic:.0f} s")
+    table = summary_table(output_root, [p.stem for p in notebooks])
+    with pd.option_context("display.max_columns", 20, "display.width", 200):
+        print("\n" + table.to_string(index=False))
+    if failed:
+        print(f"\nFailed notebooks: {failed}. Open outputs/<notebook>/<notebook>.ipynb to see the error.")
+        return 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point (``python -m fedlab.reproduce``)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="classroom", choices=["smoke", "classroom", "paper"])
+    parser.add_argument("--output-root", default="outputs")
+    parser.add_argument("--only", nargs="*", help="notebook prefixes, e.g. 01 03")
+    args = parser.parse_args(argv)
+    return reproduce(args.preset, output_root=args.output_root, only=args.only)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""Bad input gets a clear error that names the problem and the fix."""
+
+import json
+from importlib import metadata
+
+import pandas as pd
+import pytest
+import torch
+
+import fedlab
+from fedlab import _install_check
+from fedlab.config import get_config
+from fedlab.data.federation import Federation, Site, Split
+from fedlab.notebook import start_run
+
+
+def _split(n=2, size=8, labels=1, img_size=None):
+    img_size = img_size or size
+    return Split(torch.rand(n, 1, img_size, img_size), torch.zeros(n, labels, size, size))
+
+
+def test_unknown_preset_lists_valid_ones():
+    with pytest.raises(ValueError, match=r"Unknown preset 'fast'.*classroom.*paper.*smoke"):
+        get_config("fast")
+
+
+def test_preset_env_fallback(monkeypatch):
+    monkeypatch.setenv("FEDLAB_PRESET", "smoke")
+    assert get_config().preset == "smoke"
+    assert get_config("paper").preset == "paper"
+
+
+def test_bad_config_values():
+    with pytest.raises(ValueError, match="norm"):
+        get_config("smoke", norm="group")
+    with pytest.raises(ValueError, match="divisible"):
+        get_config("smoke", image_size=30)
+
+
+def test_missing_data_dir(tmp_path):
+    with pytest.raises(FileNotFoundError, match="DATA_DIR=.*does not exist.*DATA_DIR=''"):
+        start_run("01_fedavg", "smoke", data_dir=str(tmp_path / "nope"))
+
+
+def test_site_without_training_data():
+    empty = Split(torch.zeros(0, 1, 8, 8), torch.zeros(0, 1, 8, 8))
+    with pytest.raises(ValueError, match="Site 'A' has no training data"):
+        Site("A", empty, _split())
+
+
+def test_image_mask_shape_mismatch():
+    bad = Split(torch.rand(2, 1, 8, 8), torch.zeros(2, 1, 6, 6))
+    with pytest.raises(ValueError, match=r"site 'A', train split: image/mask shape mismatch.*\(8, 8\).*\(6, 6\)"):
+        Federation("f", [Site("A", bad, _split())])
+
+
+def test_non_binary_mask():
+    y = torch.zeros(2, 1, 8, 8)
+    y[0, 0, 0, 0] = 255
+    with pytest.raises(ValueError, match=r"masks must be binary.*255.*threshold"):
+        Federation("f", [Site("A", Split(torch.rand(2, 1, 8, 8), y), _split())])
+
+
+def test_duplicate_site_names_and_unknown_site():
+    site = Site("A", _split(), _split())
+    with pytest.raises(ValueError, match="unique"):
+        Federation("f", [site, site])
+    with pytest.raises(KeyError, match="No site named 'B'"):
+        Federation("f", [site])["B"]
+
+
+def test_shadowing_package_fails_fast(monkeypatch):
+    real = metadata.distribution
+
+    def fake(name):
+        if name == "fedlab":
+            return object()
+        return real(name)
+
+    monkeypatch.setattr(_install_check.metadata, "distribution", fake)
+    with pytest.raises(ImportError, match="unrelated project.*fedlab-med.*pip uninstall"):
+        _install_check.check_not_shadowed()
+
+
+def test_notebook_run_writes_contract_files(tmp_path):
+    run = start_run("00_test", "smoke", seed=3, output_dir=str(tmp_path))
+    df = pd.DataFrame([{"method": "FedAvg", "site": "A", "metric": "dice", "value": 0.5, "split": "test",
+                        "seed": 3, "round": 2}])
+    run.finish(df, headline={"dice": 0.5}, note="x")
+    assert pd.read_csv(tmp_path / "results.csv").equals(df)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["preset"] == "smoke" and summary["synthetic"] is True
+    assert summary["receipt"]["seed"] == 3 and summary["receipt"]["config"]["preset"] == "smoke"
+    assert summary["headline"] == {"dice": 0.5} and summary["note"] == "x"
+    with pytest.raises(ValueError, match="missing columns"):
+        run.finish(df.drop(columns=["round"]))
+
+
+def test_print_config(capsys):
+    fedlab.print_config("cpu")
+    out = capsys.readouterr().out
+    assert "fedlab" in out and "torch" in out and "monai" in out and "cpu" in out
