@@ -1,0 +1,30 @@
+"""Embedded synthetic stand-ins for every dataset, so each lesson runs offline with no credentials.
+
+Segmentation federations (``segmentation.py``): :func:`make_federation` with "prostate", "polyp" or
+"fundus"; each site's acquisition, population and annotation style is a :class:`SiteStyle`
+(defaults in ``SITE_STYLES``).
+"""
+
+from fedlab.data.synthetic.segmentation import (
+    DATASETS,
+    SiteSample,
+    make_federation,
+    make_fundus,
+    make_polyp,
+    make_prostate,
+    sample_site,
+)
+from fedlab.data.synthetic.styles import REFERENCE_STYLES, SITE_STYLES, SiteStyle
+
+__all__ = [
+    "DATASETS",
+    "REFERENCE_STYLES",
+    "SITE_STYLES",
+    "SiteSample",
+    "SiteStyle",
+    "make_federation",
+    "make_fundus",
+    "make_polyp",
+    "make_prostate",
+    "sample_site",
+]

@@ -1,0 +1,67 @@
+"""The acquisition chain of a synthetic site: what the scanner or camera does to the true scene.
+
+Applied to all images of a site at once, in the order a real device would:
+resolution loss -> optical blur -> smooth multiplicative bias field -> colour cast ->
+intensity transfer curve (gamma, contrast, brightness) -> additive noise -> clip to [0, 1].
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.ndimage import gaussian_filter, zoom
+
+from fedlab.data.synthetic.styles import SiteStyle
+
+
+def bias_fields(rng: np.random.Generator, n: int, size: int) -> np.ndarray:
+    """Random smooth quadratic surfaces (N, H, W) with values of order 1 (zero at the centre)."""
+    t = np.linspace(-1, 1, size, dtype=np.float32)
+    r, c = np.meshgrid(t, t, indexing="ij")
+    basis = np.stack([r, c, r * r - 1 / 3, c * c - 1 / 3, r * c])  # (5, H, W)
+    coef = rng.standard_normal((n, 5)).astype(np.float32) / np.sqrt(2.0)
+    return np.einsum("nk,khw->nhw", coef, basis)
+
+
+def degrade_resolution(images: np.ndarray, factor: float) -> np.ndarray:
+    """Acquire at ``size / factor`` pixels (anti-aliased) and interpolate back to ``size``.
+
+    Args:
+        images: (N, C, H, W) with H == W.
+        factor: Downsampling factor >= 1 (1 returns the input).
+    """
+    size = images.shape[-1]
+    low = max(4, round(size / factor))
+    if low >= size:
+        return images
+    pre = gaussian_filter(images, sigma=(0, 0, 0.5 * size / low, 0.5 * size / low), mode="nearest")
+    small = zoom(pre, (1, 1, low / size, low / size), order=1, grid_mode=True, mode="nearest")
+    return zoom(small, (1, 1, size / low, size / low), order=1, grid_mode=True, mode="nearest")
+
+
+def acquire(rng: np.random.Generator, scene: np.ndarray, style: SiteStyle) -> np.ndarray:
+    """Turn true scenes into the site's images.
+
+    Args:
+        rng: Random generator; consumed the same way for every style, so sites with the same seed
+            differ only by their style.
+        scene: (N, C, H, W) float32 true scene intensities in [0, 1].
+        style: The site's acquisition fields (lengths are for 64 px and scaled with H).
+
+    Returns:
+        (N, C, H, W) float32 images in [0, 1].
+    """
+    n, channels, size, _ = scene.shape
+    px = size / 64.0
+    bias = bias_fields(rng, n, size)  # (N, H, W)
+    noise = rng.standard_normal(scene.shape, dtype=np.float32)  # (N, C, H, W)
+
+    img = degrade_resolution(scene, style.resolution)
+    if style.blur > 0:
+        img = gaussian_filter(img, sigma=(0, 0, style.blur * px, style.blur * px), mode="nearest")
+    img = img * np.exp(style.bias_field * bias)[:, None]
+    if channels == 3:
+        img = img * np.asarray(style.colour_gain, dtype=np.float32)[None, :, None, None]
+    img = np.clip(img, 0.0, 1.0) ** style.gamma
+    img = 0.5 + style.contrast * (img - 0.5) + style.brightness
+    img = img + style.noise * noise
+    return np.clip(img, 0.0, 1.0).astype(np.float32)

@@ -1,0 +1,145 @@
+"""Random star-shaped objects and smooth random fields, generated for many images at once (NumPy).
+
+An object is star-shaped about its centre: in polar coordinates ``(rho, theta)`` around the centre
+(pixels), it is ``{rho <= R(theta)}`` with
+
+    R(theta) = r * ellipse(theta - angle; elongation) * (1 + sum_k a_k cos(k theta) + b_k sin(k theta)),
+
+a rotated ellipse with a smooth random boundary perturbation (harmonics k = 2..5). Because the shape
+is described by its boundary radius, an annotator who draws ``m`` pixels outside the boundary is
+simply ``{rho <= R(theta) + m}`` (see :func:`object_mask`), and a nested object (the optic cup in
+the disc) is ``{rho <= c * R(theta)}`` with ``c < 1``.
+
+Random draws never depend on the style values (they are standard normals scaled afterwards), so two
+styles with the same seed and the same dataset size describe the same patients.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.ndimage import gaussian_filter
+
+from fedlab.data.synthetic.styles import SiteStyle
+
+HARMONICS = (2, 3, 4, 5)
+
+
+@dataclass(frozen=True)
+class Objects:
+    """Geometry of one object per image (arrays of length N; lengths in pixels).
+
+    Attributes:
+        centre: (N, 2) centre ``(row, col)``.
+        radius: (N,) mean radius.
+        elongation: (N,) aspect ratio of the ellipse.
+        angle: (N,) orientation (radians).
+        coeffs: (N, K, 2) cosine / sine coefficients of the boundary harmonics ``HARMONICS``.
+        slice_pos: (N,) position of the image within its case in [-1, 1] (0 for single images).
+    """
+
+    centre: np.ndarray
+    radius: np.ndarray
+    elongation: np.ndarray
+    angle: np.ndarray
+    coeffs: np.ndarray
+    slice_pos: np.ndarray
+
+
+def sample_objects(rng: np.random.Generator, style: SiteStyle, num_cases: int, size: int,
+                   slice_profile: float = 0.0, jitter: float = 0.0) -> Objects:
+    """Draw one object per case and derive the object of each image of the case.
+
+    Args:
+        rng: Random generator (consumed the same way whatever the style values are).
+        style: Site style (population fields are used).
+        num_cases: Number of cases.
+        size: Image side in pixels.
+        slice_profile: How much the object shrinks towards the ends of a case (MR slices through an
+            organ: radius ``* sqrt(1 - slice_profile * z**2)``); 0 keeps the size.
+        jitter: Relative frame-to-frame change in centre and radius within a case (camera motion).
+
+    Returns:
+        Objects for ``num_cases * style.images_per_case`` images, case after case.
+    """
+    k = style.images_per_case
+    n = num_cases * k
+    z_case = rng.standard_normal((num_cases, 6))  # size, 2 x position, elongation, angle, spare
+    coeff_z = rng.standard_normal((num_cases, len(HARMONICS), 2))
+    z_img = rng.standard_normal((n, 4))  # per-image jitter: size, 2 x position, angle
+    slice_pos = np.tile(np.linspace(-0.8, 0.8, k) if k > 1 else np.zeros(1), num_cases)
+
+    rep = np.repeat(np.arange(num_cases), k)
+    radius = style.object_size * size * np.exp(style.size_spread * np.clip(z_case[rep, 0], -2.5, 2.5))
+    radius = radius * np.sqrt(1 - slice_profile * slice_pos**2) * (1 + jitter * z_img[:, 0])
+    shift = style.position_spread * np.clip(z_case[rep, 1:3], -2.5, 2.5)
+    shake = jitter * 0.5 * style.object_size * z_img[:, 1:3]  # frame-to-frame motion
+    centre = (np.asarray(style.position)[None, :] + shift + shake) * size
+    margin = radius[:, None] * 1.3 + 1
+    centre = np.clip(centre, margin, size - margin)  # keep the object inside the image
+    elongation = style.elongation * np.exp(0.1 * z_case[rep, 3])
+    angle = 0.35 * z_case[rep, 4] + jitter * z_img[:, 3]
+    scale = style.irregularity / np.sqrt(np.asarray(HARMONICS, dtype=float))  # smoother: high k damped
+    coeffs = np.clip(coeff_z[rep] * scale[None, :, None], -0.2, 0.2)
+    return Objects(centre, radius, elongation, angle, coeffs, slice_pos)
+
+
+def polar(objs: Objects, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Polar coordinates of every pixel about each object's centre, and the boundary radius there.
+
+    Returns:
+        ``rho`` (N, H, W) distance to the centre, ``theta`` (N, H, W) angle, and ``boundary``
+        (N, H, W) the object's radius ``R(theta)`` in that direction (all float32, pixels).
+    """
+    coords = np.arange(size, dtype=np.float32) + 0.5
+    dr = coords[None, :, None] - objs.centre[:, 0, None, None].astype(np.float32)  # (N, H, 1)
+    dc = coords[None, None, :] - objs.centre[:, 1, None, None].astype(np.float32)  # (N, 1, W)
+    rho = np.sqrt(dr**2 + dc**2)  # (N, H, W)
+    theta = np.arctan2(dr, dc)
+    phi = theta - objs.angle[:, None, None].astype(np.float32)
+    e = np.sqrt(objs.elongation[:, None, None]).astype(np.float32)
+    # polar radius of an ellipse with semi-axes r*sqrt(e), r/sqrt(e)
+    ellipse = 1.0 / np.sqrt((np.cos(phi) / e) ** 2 + (np.sin(phi) * e) ** 2)
+    wobble = np.ones_like(rho)
+    for i, k in enumerate(HARMONICS):
+        a = objs.coeffs[:, i, 0, None, None].astype(np.float32)
+        b = objs.coeffs[:, i, 1, None, None].astype(np.float32)
+        wobble += a * np.cos(k * theta) + b * np.sin(k * theta)
+    boundary = objs.radius[:, None, None].astype(np.float32) * ellipse * wobble
+    return rho, theta, boundary
+
+
+def object_mask(rho: np.ndarray, boundary: np.ndarray, margin: float = 0.0) -> np.ndarray:
+    """Binary mask ``rho <= boundary + margin`` (float32 0/1); ``margin`` in pixels, may be negative."""
+    return (rho <= boundary + margin).astype(np.float32)
+
+
+def soft_object(rho: np.ndarray, boundary: np.ndarray, edge: float = 0.7) -> np.ndarray:
+    """Partial-volume occupancy in [0, 1] of the true object (a sigmoid of the distance to the edge)."""
+    return 1.0 / (1.0 + np.exp(-(boundary - rho) / edge))
+
+
+def smooth_field(rng: np.random.Generator, n: int, size: int, sigma: float) -> np.ndarray:
+    """Smooth random fields (N, H, W), zero mean and unit standard deviation per image.
+
+    Args:
+        rng: Random generator.
+        n: Number of fields.
+        size: Side in pixels.
+        sigma: Correlation length in pixels (Gaussian filter width).
+    """
+    white = rng.standard_normal((n, size, size)).astype(np.float32)
+    field = gaussian_filter(white, sigma=(0, sigma, sigma), mode="wrap")
+    field -= field.mean(axis=(1, 2), keepdims=True)
+    field /= field.std(axis=(1, 2), keepdims=True) + 1e-8
+    return field
+
+
+def ellipse_region(size: int, centre: np.ndarray, radii: np.ndarray, edge: float = 1.0) -> np.ndarray:
+    """Soft axis-aligned ellipses (N, H, W) in [0, 1]; ``centre`` and ``radii`` are (N, 2) in pixels."""
+    coords = np.arange(size, dtype=np.float32) + 0.5
+    dr = (coords[None, :, None] - centre[:, 0, None, None]) / radii[:, 0, None, None]
+    dc = (coords[None, None, :] - centre[:, 1, None, None]) / radii[:, 1, None, None]
+    dist = (np.sqrt(dr**2 + dc**2) - 1) * radii.min(axis=1)[:, None, None]  # ~ pixels outside the edge
+    return (1.0 / (1.0 + np.exp(dist / edge))).astype(np.float32)
