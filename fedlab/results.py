@@ -166,3 +166,46 @@ def side_by_side(ours: pd.DataFrame, reference: pd.DataFrame | None,
     both = pd.concat({labels[0]: ours[cols], labels[1]: reference[cols]}, names=["source"]).swaplevel()
     order = list(dict.fromkeys(list(ours.index) + list(reference.index)))
     return both.loc[[m for m in order if m in both.index.get_level_values(0)]]
+
+
+def gain_over(results: pd.DataFrame, baseline: str = "FedAvg", metric: str = "iou") -> pd.DataFrame:
+    """Per site (rows, plus "avg"), each method's final score minus the baseline's (columns = methods).
+
+    Positive means the method beats the baseline there (for distances such as ASSD, negative is better).
+    """
+    sub = results[results["metric"] == metric]
+    table = sub.pivot_table(index="site", columns="method", values="value", sort=False)
+    if baseline not in table.columns:
+        raise ValueError(f"baseline {baseline!r} not among the methods {list(table.columns)}")
+    table.loc["avg"] = table.mean()
+    return table.sub(table[baseline], axis=0).drop(columns=baseline)
+
+
+def selection_gap(histories: Mapping[str, History], metric: str = "dice") -> pd.DataFrame:
+    """How much "best round on the test set" would inflate each method's test score.
+
+    For every method and site, compares the test score (a curve metric, recorded every ``eval_every``
+    rounds) at the round chosen on the *validation* split with the best test score over all rounds,
+    which is what a paper reports when it picks the round by looking at the test set.
+    Methods whose kept model is made after the last round (FT's fine-tuning) are skipped: their
+    kept model is not one of the curve's.
+
+    Returns:
+        Rows (method, site) with columns ``val_selected``, ``best_on_test``, ``inflation`` (>= 0).
+    """
+    rows = []
+    for name, h in histories.items():
+        if "finetune" in h.info.get("finish", {}):
+            continue
+        curve = h.to_dataframe("curve")
+        test = curve[(curve["split"] == "test") & (curve["metric"] == metric)]
+        for site in h.sites:
+            s = test[test["site"] == site].set_index("round")["value"]
+            chosen = h.selected_round.get(site)
+            if s.empty or chosen not in s.index:
+                continue
+            rows.append({"method": name, "site": site, "val_selected": float(s.loc[chosen]),
+                         "best_on_test": float(s.max())})
+    out = pd.DataFrame(rows, columns=["method", "site", "val_selected", "best_on_test"])
+    out["inflation"] = out["best_on_test"] - out["val_selected"]
+    return out.set_index(["method", "site"])
