@@ -1,17 +1,16 @@
 """Plots used by the notebooks. matplotlib only; every function returns its Figure (no plt.show()).
 
-Sections: "data" (sites and their heterogeneity), "personalization" (per-site bars, cross-site
+Sections: "data" (sites and their heterogeneity), "training", "personalization" (cross-site
 heatmaps, layer-sharing strips). Other sections append below their own header.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
 from torch import nn
@@ -121,44 +120,89 @@ def plot_intensity_histograms(federation: Federation, split: str = "train", bins
     return fig
 
 
+# --- training ---
+def plot_learning_curves(histories, metric: str = "dice", split: str = "test", title: str = "", ax=None):
+    """Mean-over-sites curve of ``metric`` per round for each run (one line per method).
+
+    Args:
+        histories: Iterable of :class:`fedlab.federation.History`.
+        metric: Curve metric recorded during training (Dice for segmentation).
+        split: "val" or "test".
+        title: Figure title; include the data's provenance, e.g. ``federation.title``.
+        ax: Optional matplotlib Axes to draw on.
+
+    Returns:
+        The matplotlib Figure.
+    """
+    import matplotlib.pyplot as plt
+
+    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(6, 4))
+    for h in histories:
+        df = h.to_dataframe("curve")
+        df = df[(df["metric"] == metric) & (df["split"] == split)]
+        mean = df.groupby("round")["value"].mean()
+        lo, hi = df.groupby("round")["value"].min(), df.groupby("round")["value"].max()
+        line, = ax.plot(mean.index, mean.values, marker="o", ms=3, label=h.method)
+        ax.fill_between(mean.index, lo.values, hi.values, color=line.get_color(), alpha=0.12)
+    ax.set_xlabel("communication round")
+    ax.set_ylabel(f"{split} {metric} (mean over sites; band = min..max)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def plot_site_bars(table, metric: str = "dice", title: str = "", ax=None):
+    """Grouped bars: one group per site, one bar per method.
+
+    Args:
+        table: DataFrame with columns method, site, metric, value (e.g. final rows of several runs).
+        metric: Which metric to show.
+        title: Figure title (include whether the data are synthetic).
+        ax: Optional Axes.
+
+    Returns:
+        The matplotlib Figure.
+    """
+    import matplotlib.pyplot as plt
+
+    wide = table[table["metric"] == metric].pivot_table(index="site", columns="method", values="value", sort=False)
+    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(7, 3.5))
+    wide.plot.bar(ax=ax, rot=0, width=0.8)
+    ax.set_ylabel(metric)
+    ax.set_title(title)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(ncol=min(len(wide.columns), 4), fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_metric_vs_bytes(histories, metric: str = "dice", split: str = "test", title: str = "", ax=None):
+    """Mean-over-sites ``metric`` against cumulative bytes communicated (up + down), one line per run."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(6, 4))
+    for h in histories:
+        ledger = h.ledger_dataframe()
+        df = h.to_dataframe("curve")
+        df = df[(df["metric"] == metric) & (df["split"] == split)]
+        mean = df.groupby("round")["value"].mean()
+        cum = {0: 0.0, **dict(zip(ledger["round"], ledger["cum_bytes"], strict=True))}
+        ax.plot([cum[r] / 2**20 for r in mean.index], mean.values, marker="o", ms=3,
+                label=h.info.get("label", h.method))
+    ax.set_xlabel("MiB communicated (up + down, all clients)")
+    ax.set_ylabel(f"{split} {metric} (mean over sites)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+
+
 # --- personalization ---
 
 SHARED_COLOR, LOCAL_COLOR = "#3b75af", "#ef8636"
 METRIC_LABELS = {"dice": "Dice", "iou": "IoU", "assd": "ASSD (px)", "hd95": "HD95 (px)"}
-
-
-def plot_site_bars(results: pd.DataFrame, metric: str = "iou", methods: Sequence[str] | None = None,
-                   ax: Axes | None = None, title: str = "") -> Figure:
-    """Grouped bars: one group per site (plus the average), one bar per method.
-
-    Args:
-        results: Tidy final scores with columns method, site, metric, value (e.g. ``results_frame``).
-        metric: Which score to draw.
-        methods: Methods in drawing order (default: order of appearance).
-        ax: Axes to draw on (default: a new figure).
-        title: Plot title (say whether the data are synthetic).
-
-    Returns:
-        The figure.
-    """
-    sub = results[results["metric"] == metric]
-    if sub.empty:
-        raise ValueError(f"no rows with metric {metric!r}; available: {sorted(results['metric'].unique())}")
-    table = sub.pivot_table(index="site", columns="method", values="value", sort=False)
-    table.loc["avg"] = table.mean()
-    methods = list(methods or dict.fromkeys(sub["method"]))
-    table = table[methods]
-    ax = ax or plt.subplots(figsize=(max(6.0, 1.1 * len(table)), 3.5))[1]
-    width = 0.8 / len(methods)
-    xs = np.arange(len(table))
-    for i, m in enumerate(methods):
-        ax.bar(xs + (i - (len(methods) - 1) / 2) * width, table[m].to_numpy(), width, label=m)
-    ax.set_xticks(xs, table.index)
-    ax.set_ylabel(METRIC_LABELS.get(metric, metric))
-    ax.set_title(title)
-    ax.legend(ncols=min(len(methods), 4), fontsize="small", frameon=False)
-    ax.grid(axis="y", alpha=0.3)
-    return ax.figure
 
 
 def plot_cross_site(matrices: Mapping[str, pd.DataFrame], metric: str = "dice", title: str = "",

@@ -1,5 +1,6 @@
 """Data containers, embedded synthetic federations and real-data loaders."""
 
 from fedlab.data.federation import Federation, Site, Split
+from fedlab.data.loading import load_federation
 
-__all__ = ["Federation", "Site", "Split"]
+__all__ = ["Federation", "Site", "Split", "load_federation"]

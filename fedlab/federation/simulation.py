@@ -172,17 +172,18 @@ def run_federation(
 def _evaluate_round(strategy: Strategy, clients: list[Client], fed: Federation, history: History,
                     best: list, rnd: int, select: str, config: Config) -> None:
     """Curve metrics on val and test; update each site's best-validation snapshot."""
-    sel_metric = SELECTION_METRIC[fed.task]
+    sel_metric = SELECTION_METRIC[fed.task]  # one of the curve metrics, so validation is scored once
     for k, (model, site) in enumerate(zip(strategy.site_models(clients), fed, strict=True)):
+        scores = {}
         for split_name in ("val", "test"):
             split = getattr(site, split_name)
             if split is None or not len(split):
                 continue
-            for metric, value in evaluate(model, split, fed.task, CURVE_METRICS[fed.task],
-                                          config.eval_batch_size).items():
+            scores[split_name] = evaluate(model, split, fed.task, CURVE_METRICS[fed.task], config.eval_batch_size)
+            for metric, value in scores[split_name].items():
                 history.record(site.name, metric, value, split_name, rnd)
         if select == "val":
-            score = evaluate(model, site.val, fed.task, (sel_metric,), config.eval_batch_size)[sel_metric]
+            score = scores["val"][sel_metric]
             if best[k] is None or score > best[k][0]:
                 best[k] = (score, rnd, {n: t.detach().clone() for n, t in model.state_dict().items()})
 

@@ -1,0 +1,94 @@
+"""The ``fedlab`` command.
+
+    fedlab info                                  versions and compute device
+    fedlab data list                             manifests available
+    fedlab data verify NAME --root DIR           check a local copy against its manifest
+    fedlab data prepare NAME --root DIR --size N preprocess and cache arrays for fast loading
+    fedlab reproduce [--preset P ...]            run every notebook (``python -m fedlab.reproduce``)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fedlab",
+                                     description="Federated learning for medical image analysis.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("info", help="print versions and the compute device")
+    sub.add_parser("reproduce", help="execute every notebook (options: fedlab reproduce --help)")
+    data = sub.add_parser("data", help="real datasets: list, verify, prepare")
+    dsub = data.add_subparsers(dest="data_command", required=True)
+    dsub.add_parser("list", help="list the dataset manifests")
+    for cmd, text in (("verify", "check a local copy of a dataset"), ("prepare", "preprocess and cache")):
+        p = dsub.add_parser(cmd, help=text)
+        p.add_argument("name", help="manifest name (see `fedlab data list`) or path to a manifest .yaml")
+        p.add_argument("--root", required=True, help="folder holding the dataset")
+        p.add_argument("--variant", default=None, help="manifest variant, e.g. polyp's as_released")
+        if cmd == "verify":
+            p.add_argument("--no-decode", action="store_true", help="check names, counts, checksums only")
+        else:
+            p.add_argument("--size", type=int, required=True, help="image side in pixels")
+            p.add_argument("--out", default=None, help="cache folder (default ROOT/.fedlab_cache/NAME/SIZE)")
+            p.add_argument("--force", action="store_true", help="rebuild even when the cache is valid")
+    return parser
+
+
+def _list() -> int:
+    from fedlab.data.manifest import ManifestError, available_manifests, load_manifest, manifest_dirs
+
+    names = available_manifests()
+    if not names:
+        print(f"no manifests found in {[str(d) for d in manifest_dirs()]}", file=sys.stderr)
+        return 1
+    for name in names:
+        try:
+            m = load_manifest(name)
+            print(f"{name:<32} {m.task:<15} {len(m.sites)} sites  {m.data['title']}")
+        except ManifestError as exc:
+            print(f"{name:<32} INVALID: {exc}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status (0 = success)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["reproduce"]:  # its options belong to fedlab.reproduce
+        from fedlab.reproduce import main as reproduce
+
+        return reproduce(argv[1:])
+    args = _parser().parse_args(argv)
+    if args.command == "info":
+        import fedlab
+
+        fedlab.print_config()
+        return 0
+    from fedlab.data.imaging import DataError
+    from fedlab.data.manifest import ManifestError, verify
+    from fedlab.data.prepare import prepare
+
+    try:
+        if args.data_command == "list":
+            return _list()
+        if args.data_command == "verify":
+            report = verify(args.name, args.root, variant=args.variant, decode=not args.no_decode)
+            print(report)
+            if not report.ok:
+                print(f"\nverify FAILED: {len(report.problems)} problem(s); fix them (see above) and rerun.",
+                      file=sys.stderr)
+                return 1
+            return 0
+        out = prepare(args.name, args.root, args.size, out_dir=args.out, variant=args.variant,
+                      force=args.force)
+        print(f"prepared {args.name} at {args.size}x{args.size}: {out}")
+        return 0
+    except (ManifestError, DataError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
