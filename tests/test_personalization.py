@@ -206,3 +206,46 @@ def test_local_shares_nothing():
     model = UNet(1, 1, 4, 2, norm="batch")
     split = STRATEGIES["Local"]().param_split(model)
     assert split.shared == () and len(split.local) == len(model.state_dict())
+
+
+def _history(method, sites, values):
+    from fedlab.federation.history import History
+
+    h = History(method=method, sites=list(sites))
+    for site, (iou, assd) in zip(sites, values, strict=True):
+        h.record(site, "iou", iou, "test", 1, stage="final")
+        h.record(site, "assd", assd, "test", 1, stage="final")
+    return h
+
+
+def test_paper_table_layout_and_averages():
+    from fedlab.results import paper_table
+
+    hs = {"Local": _history("Local", ["x", "y"], [(0.5, 2.0), (0.7, 4.0)]),
+          "FedAvg": _history("FedAvg", ["x", "y"], [(0.6, 1.0), (0.8, 3.0)])}
+    table = paper_table(hs)
+    assert list(table.index) == ["Local Train", "FedAvg"]
+    assert list(table.columns) == [("IoU (%)", "A"), ("IoU (%)", "B"), ("IoU (%)", "avg"),
+                                   ("ASSD (px)", "A"), ("ASSD (px)", "B"), ("ASSD (px)", "avg")]
+    assert table.loc["Local Train", ("IoU (%)", "avg")] == pytest.approx(60.0)
+    assert table.loc["FedAvg", ("ASSD (px)", "B")] == pytest.approx(3.0)
+    assert table.attrs["sites"] == {"A": "x", "B": "y"}
+    with pytest.raises(ValueError, match="unknown metric"):
+        paper_table(hs, metrics=("f1",))
+
+
+def test_reference_table_absent_is_none_and_present_is_parsed(tmp_path, monkeypatch, shared):
+    from fedlab.results import reference_table, side_by_side
+
+    monkeypatch.setenv("FEDLAB_SHARED_DIR", str(tmp_path))
+    assert reference_table("prostate") is None
+    monkeypatch.setenv("FEDLAB_SHARED_DIR", str(shared))
+    ref = reference_table("polyp")
+    assert list(ref.columns.get_level_values("site").unique()) == ["A", "B", "C", "D", "avg"]
+    # the published average is the mean of the published sites (to the printed rounding)
+    iou = ref["IoU (%)"]
+    assert (iou[["A", "B", "C", "D"]].mean(axis=1) - iou["avg"]).abs().max() < 0.02
+    both = side_by_side(ref.loc[["FedAvg"]], ref)
+    assert ("FedAvg", "paper (real data)") in both.index
+    with pytest.raises(ValueError, match="no rows for dataset"):
+        reference_table("mnist")
