@@ -4,8 +4,8 @@
 * :func:`results_frame` gathers the final (validation-selected, test-split) scores as tidy rows.
 * :func:`paper_table` lays them out as the paper's table: rows are methods, columns the sites A, B, ...
   and their average, IoU in percent and ASSD in pixels.
-* :func:`reference_table` reads the paper's published numbers (real data) from
-  ``shared/reference/lcfed_tables.csv`` when that folder is present, else returns None.
+* :func:`reference_table` reads the paper's published numbers (real data) from the table packaged in
+  :mod:`fedlab.reference` (or ``shared/reference/lcfed_tables.csv``); None when neither is there.
 
 Our numbers come from whatever federation was passed in (the embedded *synthetic* stand-ins by
 default); the paper's are real-data numbers at 384x384 pixels. They are shown side by side with
@@ -28,6 +28,7 @@ from fedlab.federation.history import History
 from fedlab.federation.simulation import run_federation
 from fedlab.federation.strategies import get_strategy
 from fedlab.notebook import RESULT_COLUMNS
+from fedlab.reference import reference_path
 
 #: Our strategy names -> the row names of the paper's table.
 PAPER_NAMES = {"Local": "Local Train"}
@@ -121,7 +122,8 @@ def reference_table(dataset: str, path: str | Path | None = None) -> pd.DataFram
 
     Args:
         dataset: "prostate", "polyp" or "fundus".
-        path: The CSV; default ``<shared>/reference/lcfed_tables.csv`` (see :func:`shared_dir`).
+        path: The CSV; default the copy packaged in :mod:`fedlab.reference`, else
+            ``<shared>/reference/lcfed_tables.csv`` (see :func:`shared_dir`).
 
     Returns:
         Same layout as :func:`paper_table` (metrics IoU and ASSD), or None when the file is absent.
@@ -130,10 +132,10 @@ def reference_table(dataset: str, path: str | Path | None = None) -> pd.DataFram
         ValueError: for a dataset the file does not list.
     """
     if path is None:
-        root = shared_dir()
-        if root is None or not (root / REFERENCE_FILE).is_file():
-            return None
-        path = root / REFERENCE_FILE
+        path = reference_path(REFERENCE_FILE.name)
+        if not path.is_file():  # not packaged: the developers' shared folder
+            root = shared_dir()
+            path = root / REFERENCE_FILE if root is not None else path
     path = Path(path)
     if not path.is_file():
         return None

@@ -81,7 +81,7 @@ def plot_site_samples(federation: Federation, n: int = 4, split: str = "train", 
 
 
 def plot_intensity_histograms(federation: Federation, split: str = "train", bins: int = 64,
-                              ax: plt.Axes | None = None) -> Figure:
+                              ax: plt.Axes | None = None, log: bool = True) -> Figure:
     """Per-site histograms of image intensities (mean over channels), one line per site.
 
     Sites whose curves differ show the acquisition shift between them (cf. Fig. 3 of Guan and Liu's
@@ -92,6 +92,7 @@ def plot_intensity_histograms(federation: Federation, split: str = "train", bins
         split: "train", "val" or "test".
         bins: Histogram bins over [0, 1].
         ax: Axes to draw into (a new figure when None).
+        log: Logarithmic density axis (shows the tails; dark background pixels dominate otherwise).
 
     Returns:
         The figure.
@@ -113,7 +114,8 @@ def plot_intensity_histograms(federation: Federation, split: str = "train", bins
         ax.plot(centres, hist, label=site.name, linewidth=1.2)
     ax.set_xlabel("intensity (mean over channels)")
     ax.set_ylabel("density")
-    ax.set_yscale("log")
+    if log:
+        ax.set_yscale("log")
     ax.legend(title="site", fontsize=8)
     ax.set_title(f"{federation.title}: intensity distribution per site ({split})", fontsize=9)
     fig.tight_layout()

@@ -23,3 +23,17 @@ def test_notebook_01_smoke(tmp_path):
     assert (results[results.metric.isin(["assd", "hd95"])].value >= 0).all()
     assert {"Local_test_dice", "FedAvg_test_dice", "Mix_test_dice"} <= set(summary["headline"])
     assert summary["bytes_per_run"]["Local"] == 0 and summary["bytes_per_run"]["FedAvg"] > 0
+
+
+@pytest.mark.realdata
+def test_notebook_01_on_real_prostate_slices(tmp_path, shared):
+    """The same lesson on the two-site real prostate sample (developer copy in ../shared)."""
+    data = shared / "realdata" / "prostate_nci_isbi2013_slices"
+    results, summary = execute_notebook("01_fedavg", tmp_path, DATA_DIR=str(data),
+                                        DATASET="prostate_nci_isbi2013_slices")
+    assert summary["synthetic"] is False
+    assert summary["data"]["title"].endswith("(real)")
+    assert "sha256:" in summary["data"]["source"]
+    assert set(results.site) == {"RUNMC", "BMC"}
+    assert {"FedAvg", "Local", "Mix"} <= set(results.method)
+    assert np.isfinite(results.value).all()

@@ -234,13 +234,11 @@ def test_paper_table_layout_and_averages():
         paper_table(hs, metrics=("f1",))
 
 
-def test_reference_table_absent_is_none_and_present_is_parsed(tmp_path, monkeypatch, shared):
+def test_reference_table_absent_is_none_and_present_is_parsed(tmp_path):
     from fedlab.results import reference_table, side_by_side
 
-    monkeypatch.setenv("FEDLAB_SHARED_DIR", str(tmp_path))
-    assert reference_table("prostate") is None
-    monkeypatch.setenv("FEDLAB_SHARED_DIR", str(shared))
-    ref = reference_table("polyp")
+    assert reference_table("prostate", path=tmp_path / "missing.csv") is None
+    ref = reference_table("polyp")  # the packaged copy
     assert list(ref.columns.get_level_values("site").unique()) == ["A", "B", "C", "D", "avg"]
     # the published average is the mean of the published sites (to the printed rounding)
     iou = ref["IoU (%)"]

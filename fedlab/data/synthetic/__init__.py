@@ -5,6 +5,7 @@ Segmentation federations (``segmentation.py``): :func:`make_federation` with "pr
 (defaults in ``SITE_STYLES``).
 """
 
+from fedlab.data.synthetic.adni import AAL90_ROIS, CohortSpec, make_adni_cohort
 from fedlab.data.synthetic.segmentation import (
     DATASETS,
     SiteSample,
@@ -17,6 +18,9 @@ from fedlab.data.synthetic.segmentation import (
 from fedlab.data.synthetic.styles import REFERENCE_STYLES, SITE_STYLES, SiteStyle
 
 __all__ = [
+    "AAL90_ROIS",
+    "CohortSpec",
+    "make_adni_cohort",
     "DATASETS",
     "REFERENCE_STYLES",
     "SITE_STYLES",

@@ -8,8 +8,9 @@ intensity transfer curve (gamma, contrast, brightness) -> additive noise -> clip
 from __future__ import annotations
 
 import numpy as np
-from scipy.ndimage import gaussian_filter, zoom
+from scipy.ndimage import gaussian_filter
 
+from fedlab.data.synthetic.shapes import resize
 from fedlab.data.synthetic.styles import SiteStyle
 
 
@@ -33,9 +34,7 @@ def degrade_resolution(images: np.ndarray, factor: float) -> np.ndarray:
     low = max(4, round(size / factor))
     if low >= size:
         return images
-    pre = gaussian_filter(images, sigma=(0, 0, 0.5 * size / low, 0.5 * size / low), mode="nearest")
-    small = zoom(pre, (1, 1, low / size, low / size), order=1, grid_mode=True, mode="nearest")
-    return zoom(small, (1, 1, size / low, size / low), order=1, grid_mode=True, mode="nearest")
+    return resize(resize(images, low, antialias=True), size)
 
 
 def acquire(rng: np.random.Generator, scene: np.ndarray, style: SiteStyle) -> np.ndarray:

@@ -6,13 +6,17 @@ from fedlab.federation.strategies.base import Strategy, Update
 from fedlab.federation.strategies.centralized import Centralized
 from fedlab.federation.strategies.fedavg import FedAvg
 from fedlab.federation.strategies.fedbn import FedBN
+from fedlab.federation.strategies.fedprox import FedProx
 from fedlab.federation.strategies.fedrep import FedPer, FedRep
+from fedlab.federation.strategies.fedsgd import FedSGD
 from fedlab.federation.strategies.finetune import FineTune
 from fedlab.federation.strategies.local import Local
 from fedlab.federation.strategies.prrfl import PRRFL
 
 STRATEGIES: dict[str, type[Strategy]] = {
     "FedAvg": FedAvg,
+    "FedSGD": FedSGD,
+    "FedProx": FedProx,
     "Local": Local,
     "FedPer": FedPer,
     "FedRep": FedRep,
@@ -34,5 +38,7 @@ def get_strategy(name: str, **kwargs: object) -> Strategy:
     return STRATEGIES[name](**kwargs)
 
 
-__all__ = ["PRRFL", "STRATEGIES", "Centralized", "FedAvg", "FedBN", "FedPer", "FedRep", "FineTune", "Local", "Strategy",
-           "Update", "get_strategy"]
+__all__ = [
+    "PRRFL", "STRATEGIES", "Centralized", "FedAvg", "FedBN", "FedPer", "FedProx", "FedRep", "FedSGD", "FineTune",
+    "Local", "Strategy", "Update", "get_strategy",
+]

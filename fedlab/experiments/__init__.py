@@ -1,0 +1,1 @@
+"""Experiment drivers behind the notebooks: one module per comparison."""
