@@ -1,15 +1,22 @@
 """Plots used by the notebooks. matplotlib only; every function returns its Figure (no plt.show()).
 
-Sections: "data" (sites and their heterogeneity). Other sections append below their own header.
+Sections: "data" (sites and their heterogeneity), "training", "personalization" (cross-site
+heatmaps, layer-sharing strips). Other sections append below their own header.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch, Rectangle
+from torch import nn
 
 from fedlab.data.federation import Federation
+from fedlab.federation.params import ParamSplit
 
 LABEL_COLOURS = ("#00e5ff", "#ffea00", "#ff4081", "#76ff03")
 
@@ -192,4 +199,95 @@ def plot_metric_vs_bytes(histories, metric: str = "dice", split: str = "test", t
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
+
+
+# --- personalization ---
+
+SHARED_COLOR, LOCAL_COLOR = "#3b75af", "#ef8636"
+METRIC_LABELS = {"dice": "Dice", "iou": "IoU", "assd": "ASSD (px)", "hd95": "HD95 (px)"}
+
+
+def plot_cross_site(matrices: Mapping[str, pd.DataFrame], metric: str = "dice", title: str = "",
+                    vmin: float = 0.0, vmax: float = 1.0) -> Figure:
+    """One heatmap per method: model of site i (rows) on the test data of site j (columns).
+
+    Args:
+        matrices: ``{method: cross_site_matrix(...)}``.
+        metric: Name of the score in the cells (for the colour bar).
+        title: Figure title.
+        vmin, vmax: Colour range shared by all panels.
+
+    Returns:
+        The figure.
+    """
+    fig, axes = plt.subplots(1, len(matrices), figsize=(3.6 * len(matrices), 3.4), squeeze=False,
+                             layout="constrained")
+    image = None
+    for ax, (name, table) in zip(axes[0], matrices.items(), strict=True):
+        values = table.to_numpy(dtype=float)
+        image = ax.imshow(values, vmin=vmin, vmax=vmax, cmap="viridis")
+        ax.set_xticks(range(values.shape[1]), table.columns, rotation=45, ha="right", fontsize="small")
+        ax.set_yticks(range(values.shape[0]), table.index, fontsize="small")
+        ax.set_xlabel("test data of site")
+        ax.set_title(name)
+        for (i, j), v in np.ndenumerate(values):
+            ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7,
+                    color="white" if v < (vmin + vmax) / 2 else "black")
+    axes[0][0].set_ylabel("model of site")
+    fig.colorbar(image, ax=axes[0].tolist(), label=METRIC_LABELS.get(metric, metric), shrink=0.8)
+    fig.suptitle(title)
+    return fig
+
+
+def _block(key: str) -> str:
+    """Top-level block of a state_dict key: ``encoder.0``, ``decoder.1``, ``head``, ..."""
+    parts = key.split(".")
+    return ".".join(parts[:2]) if len(parts) > 2 and parts[1].isdigit() else parts[0]
+
+
+def plot_layer_sharing(splits: Mapping[str, ParamSplit], model: nn.Module, notes: Mapping[str, str] | None = None,
+                       title: str = "Which tensors leave the site") -> Figure:
+    """One strip per method, one thin bar per ``state_dict`` tensor, coloured shared or local.
+
+    Drawn from each method's :class:`ParamSplit` itself (``strategy.param_split(model)``), so the
+    picture is exactly what the code sends. Tensors are grouped by block (encoder stages, decoder
+    stages, head), in the model's order.
+
+    Args:
+        splits: ``{method: ParamSplit}`` for ``model``'s state_dict.
+        model: The network the splits describe (its key order is used).
+        notes: Optional one-line note per method, written at the right of its strip.
+        title: Figure title.
+
+    Returns:
+        The figure.
+    """
+    keys = list(model.state_dict().keys())
+    blocks = list(dict.fromkeys(_block(k) for k in keys))
+    gap = 2
+    xs, x = {}, 0
+    for b in blocks:
+        for k in (k for k in keys if _block(k) == b):
+            xs[k] = x
+            x += 1
+        x += gap
+    fig, ax = plt.subplots(figsize=(11, 0.6 * len(splits) + 1.4), layout="constrained")
+    for row, (name, split) in enumerate(splits.items()):
+        split.check_covers(keys)
+        local = set(split.local)
+        y = len(splits) - 1 - row
+        for k in keys:
+            ax.add_patch(Rectangle((xs[k], y + 0.1), 0.9, 0.8, color=LOCAL_COLOR if k in local else SHARED_COLOR))
+        if notes and name in notes:
+            ax.text(x + 1, y + 0.5, notes[name], va="center", fontsize="small")
+    centres = [np.mean([xs[k] for k in keys if _block(k) == b]) for b in blocks]
+    ax.set_xticks(centres, blocks, rotation=45, ha="right", fontsize="small")
+    ax.set_yticks(np.arange(len(splits)) + 0.5, list(reversed(list(splits))))
+    ax.set_xlim(-1, x + (30 if notes else 1))
+    ax.set_ylim(0, len(splits))
+    ax.spines[["top", "right", "left"]].set_visible(False)
+    ax.legend(handles=[Patch(color=SHARED_COLOR, label="shared (sent to the server)"),
+                       Patch(color=LOCAL_COLOR, label="local (never leaves the site)")],
+              loc="upper left", bbox_to_anchor=(0, -0.35 if len(splits) < 4 else -0.2), ncols=2, frameon=False)
+    ax.set_title(title)
     return fig

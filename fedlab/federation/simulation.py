@@ -8,7 +8,8 @@ history) is written every ``config.checkpoint_every`` rounds, atomically, and a 
 the last checkpoint with results identical to an uninterrupted run.
 
 Model selection never looks at the test split: with ``select="val"`` each site keeps the model of
-the round with its best validation score; with ``select="last"`` the final model.
+the round with its best validation score; with ``select="last"`` the final model. A strategy whose
+``finish`` does its own validation-based selection (``finish_selects``, e.g. FT) keeps the finished model.
 """
 
 from __future__ import annotations
@@ -83,7 +84,8 @@ def run_federation(
         rounds: Communication rounds (default ``config.rounds``).
         seed: Seeds the initial model and every client's generator.
         device: "auto" (CUDA if available), "cpu", "cuda", ...
-        model: Initial model (copied) or a factory; default the preset's U-Net / logistic regression.
+        model: Initial model (copied) or a factory; default ``strategy.model_factory(federation, config)``
+            when it gives one (FedBN's BatchNorm U-Net), else the preset's U-Net / logistic regression.
         select: "val" (keep each site's best-validation round), "last", or "auto" ("val" when every
             site has a validation split, else "last").
         checkpoint_dir: Where to write ``checkpoint.pt`` every ``config.checkpoint_every`` rounds.
@@ -109,6 +111,8 @@ def run_federation(
                          "(fedlab.data.partition.train_val_split) or use select='last'.")
 
     fed = federation.to(device)
+    if model is None:
+        model = strategy.model_factory(fed, config)
     init = initial_model(fed, config, seed, model).to(device)
     clients = strategy.make_clients(fed, init, config, seed, device)
     strategy.setup(init, clients, config)
@@ -144,12 +148,14 @@ def run_federation(
             _save_checkpoint(ckpt_path, rnd, strategy, clients, history, best)
     bar.close()
 
-    strategy.finish(clients)
+    facts = strategy.finish(clients)
+    if facts:
+        history.info["finish"] = facts
     models = strategy.site_models(clients)
     kept = []
     for k, site in enumerate(fed):
         m = models[k]
-        if select == "val" and best[k] is not None:
+        if select == "val" and best[k] is not None and not strategy.finish_selects:
             m = copy.deepcopy(m)
             m.load_state_dict(best[k][2])
             history.selected_round[site.name] = best[k][1]

@@ -5,11 +5,14 @@ from __future__ import annotations
 from fedlab.federation.strategies.base import Strategy, Update
 from fedlab.federation.strategies.centralized import Centralized
 from fedlab.federation.strategies.fedavg import FedAvg
+from fedlab.federation.strategies.fedbn import FedBN
 from fedlab.federation.strategies.fedprox import FedProx
 from fedlab.federation.strategies.fedrep import FedPer, FedRep
 from fedlab.federation.strategies.fedsgd import FedSGD
+from fedlab.federation.strategies.finetune import FineTune
 from fedlab.federation.strategies.lcfed import LCFed
 from fedlab.federation.strategies.local import Local
+from fedlab.federation.strategies.prrfl import PRRFL
 
 STRATEGIES: dict[str, type[Strategy]] = {
     "FedAvg": FedAvg,
@@ -18,6 +21,9 @@ STRATEGIES: dict[str, type[Strategy]] = {
     "Local": Local,
     "FedPer": FedPer,
     "FedRep": FedRep,
+    "FT": FineTune,
+    "FedBN": FedBN,
+    "PRR-FL": PRRFL,
     "LC-Fed": LCFed,
     "Mix": Centralized,
 }
@@ -35,6 +41,6 @@ def get_strategy(name: str, **kwargs: object) -> Strategy:
 
 
 __all__ = [
-    "STRATEGIES", "Centralized", "FedAvg", "FedPer", "FedProx", "FedRep", "FedSGD", "LCFed", "Local", "Strategy",
-    "Update", "get_strategy",
+    "PRRFL", "STRATEGIES", "Centralized", "FedAvg", "FedBN", "FedPer", "FedProx", "FedRep", "FedSGD", "FineTune",
+    "LCFed", "Local", "Strategy", "Update", "get_strategy",
 ]

@@ -13,7 +13,7 @@ Subclasses override only what differs; the defaults implement FedAvg over a :cla
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -54,6 +54,9 @@ class Strategy:
 
     name = "Strategy"
     personalized = False
+    #: True when :meth:`finish` itself picks each site's model on its validation split (e.g. FT's
+    #: fine-tuning); run_federation then keeps the finished models instead of the best round's.
+    finish_selects = False
 
     def __init__(self, weighting: str = "samples") -> None:
         if weighting not in WEIGHTINGS:
@@ -64,6 +67,11 @@ class Strategy:
         self.config: Config | None = None
 
     # --- set-up -------------------------------------------------------------------------------
+    def model_factory(self, federation: Federation, config: Config) -> Callable[[], nn.Module] | None:
+        """The model this strategy needs when run_federation gets ``model=None`` (default: None = the
+        preset's model). FedBN returns a BatchNorm U-Net factory here."""
+        return None
+
     def param_split(self, model: nn.Module) -> ParamSplit:
         """Which state_dict keys are shared (default: every floating-point tensor)."""
         return ParamSplit.all_shared(model)
@@ -118,8 +126,13 @@ class Strategy:
         """The model that serves each site (maps inputs to logits), in federation order."""
         return [c.model for c in clients]
 
-    def finish(self, clients: Sequence[Client]) -> None:
-        """Hook after the last round (e.g. local fine-tuning). Default: nothing."""
+    def finish(self, clients: Sequence[Client]) -> dict | None:
+        """Hook after the last round (e.g. local fine-tuning). Default: nothing.
+
+        Returns:
+            Optional facts to record in ``history.info["finish"]`` (JSON-able).
+        """
+        return None
 
     # --- checkpoints --------------------------------------------------------------------------
     def state_dict(self) -> dict:

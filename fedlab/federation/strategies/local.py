@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from torch import nn
+
 from fedlab.federation.client import Client
-from fedlab.federation.params import State
+from fedlab.federation.params import ParamSplit, State
 from fedlab.federation.strategies.base import Strategy, Update
 
 
@@ -14,6 +16,10 @@ class Local(Strategy):
 
     name = "Local"
     personalized = True
+
+    def param_split(self, model: nn.Module) -> ParamSplit:
+        """Nothing is shared: every tensor is local."""
+        return ParamSplit.from_model(model, local_modules=[model])
 
     def client_update(self, client: Client, round: int) -> Update:
         """Local steps; the payload is empty (nothing is sent)."""
