@@ -42,7 +42,7 @@ class Config:
     """
 
     preset: str = "classroom"
-    image_size: int = 64
+    image_size: int = 48
     cases_scale: float = 1.0
     base_width: int = 8
     levels: int = 4
