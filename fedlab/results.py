@@ -14,7 +14,6 @@ those labels and are not comparable one to one (ASSD in pixels depends on the im
 
 from __future__ import annotations
 
-import os
 import string
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -28,7 +27,7 @@ from fedlab.federation.history import History
 from fedlab.federation.simulation import run_federation
 from fedlab.federation.strategies import get_strategy
 from fedlab.notebook import RESULT_COLUMNS
-from fedlab.reference import reference_path
+from fedlab.reference import reference_path, shared_dir
 
 #: Our strategy names -> the row names of the paper's table.
 PAPER_NAMES = {"Local": "Local Train"}
@@ -36,7 +35,6 @@ PAPER_NAMES = {"Local": "Local Train"}
 PAPER_METRICS = {"iou": ("IoU (%)", 100.0), "dice": ("Dice (%)", 100.0), "assd": ("ASSD (px)", 1.0),
                  "hd95": ("HD95 (px)", 1.0)}
 REFERENCE_FILE = Path("reference") / "lcfed_tables.csv"
-SHARED_ENV = "FEDLAB_SHARED_DIR"
 
 
 def run_methods(names: Sequence[str], federation: Federation, config: Config, seed: int = 0,
@@ -108,13 +106,6 @@ def paper_table(histories: Mapping[str, History], metrics: Sequence[str] = ("iou
     out.index = pd.Index([PAPER_NAMES.get(m, m) for m in out.index], name="method")
     out.attrs["sites"] = {v: k for k, v in letters.items()}
     return out
-
-
-def shared_dir() -> Path | None:
-    """The developers' shared folder: ``$FEDLAB_SHARED_DIR``, else ``shared/`` beside the checkout."""
-    env = os.environ.get(SHARED_ENV)
-    candidate = Path(env) if env else Path(__file__).resolve().parents[2] / "shared"
-    return candidate if candidate.is_dir() else None
 
 
 def reference_table(dataset: str, path: str | Path | None = None) -> pd.DataFrame | None:

@@ -22,7 +22,6 @@ the pooled ones. The final model of the last round is evaluated (no model select
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
@@ -281,13 +280,6 @@ def rounds_to_target(curves: pd.DataFrame, target_auc: float | None = None, sust
 
 
 # --- the paper's table layout -------------------------------------------------------------------
-def shared_dir() -> Path | None:
-    """The developer ``shared`` folder: ``$FEDLAB_SHARED_DIR``, else ``../shared`` beside the checkout."""
-    env = os.environ.get("FEDLAB_SHARED_DIR")
-    path = Path(env) if env else Path(__file__).resolve().parents[3] / "shared"
-    return path if path.is_dir() else None
-
-
 def load_reference(path: str | Path | None = None) -> pd.DataFrame | None:
     """The survey's Table 2 (packaged with fedlab, see :mod:`fedlab.reference`), or the CSV at ``path``."""
     if path is None:

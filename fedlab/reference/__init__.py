@@ -9,11 +9,13 @@ Each file's header comments say where the numbers come from and what was correct
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pandas as pd
 
 REFERENCE_DIR = Path(__file__).resolve().parent
+SHARED_ENV = "FEDLAB_SHARED_DIR"
 FILES = ("lcfed_tables.csv", "adni_table2.csv")
 
 
@@ -31,3 +33,13 @@ def reference_path(name: str) -> Path:
 def read_reference(name: str) -> pd.DataFrame:
     """A packaged reference table as a DataFrame (the ``#`` header lines are skipped)."""
     return pd.read_csv(reference_path(name), comment="#")
+
+
+def shared_dir() -> Path | None:
+    """The developers' ``shared`` folder (real-data samples), or None: users do not have it.
+
+    ``$FEDLAB_SHARED_DIR`` when set, else ``shared/`` beside the fedlab checkout.
+    """
+    env = os.environ.get(SHARED_ENV)
+    path = Path(env) if env else REFERENCE_DIR.parents[2] / "shared"
+    return path if path.is_dir() else None
