@@ -75,8 +75,14 @@ def reproduce(preset: str = "classroom", notebooks_dir: str | Path | None = None
             continue
         print(f"   done in {time.perf_counter() - tic:.0f} s")
     table = summary_table(output_root, [p.stem for p in notebooks])
-    with pd.option_context("display.max_columns", 20, "display.width", 200):
-        print("\n" + table.to_string(index=False))
+    base = [c for c in ("notebook", "status", "preset", "data", "wall_time_s") if c in table.columns]
+    print("\n" + table[base].to_string(index=False))
+    for _, row in table.iterrows():  # headline numbers, one notebook at a time (they differ per lesson)
+        extra = {k: v for k, v in row.items() if k not in base and not (isinstance(v, float) and pd.isna(v))}
+        if extra:
+            print(f"\n{row['notebook']} ({row.get('data', '')}):")
+            for key, value in extra.items():
+                print(f"  {key:<32} {value}")
     if failed:
         print(f"\nFailed notebooks: {failed}. Open outputs/<notebook>/<notebook>.ipynb to see the error.")
         return 1
