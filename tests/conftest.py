@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -10,21 +9,13 @@ import torch
 
 from fedlab.config import get_config
 from fedlab.data.federation import Federation, Site, Split
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
-def shared_dir() -> Path | None:
-    """``$FEDLAB_SHARED_DIR`` or the ``shared`` folder beside the checkout, if it exists."""
-    env = os.environ.get("FEDLAB_SHARED_DIR")
-    path = Path(env) if env else REPO_ROOT.parent / "shared"
-    return path if path.is_dir() else None
+from fedlab.reference import shared_dir
 
 
 @pytest.fixture
 def shared() -> Path:
     """The developer-only ../shared folder; skips the test when absent (users do not have it)."""
-    path = shared_dir()
+    path = shared_dir()  # $FEDLAB_SHARED_DIR or shared/ beside the checkout
     if path is None:
         pytest.skip("../shared is absent (developer-only data)")
     return path

@@ -3,17 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 import numpy as np
 import yaml
-
-
-def shared_dir() -> Path:
-    """The shared folder beside the checkout (or $FEDLAB_SHARED_DIR)."""
-    env = os.environ.get("FEDLAB_SHARED_DIR")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "shared"
 
 
 def disc_mask(size: int, cx: float, cy: float, r: float) -> np.ndarray:

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from realdata_fixtures import make_nifti_site, make_png_tree, shared_dir
+from realdata_fixtures import make_nifti_site, make_png_tree
 
 from fedlab.data.imaging import (
     DataError,
@@ -167,8 +167,8 @@ def test_read_pair_drops_empty_slices(tmp_path: Path) -> None:
     assert len(read_pair(*pair, Preprocessing(image_size=8))) == 1
 
 
-def test_shared_prostate_slices_two_sites() -> None:
-    root = shared_dir() / "realdata" / "prostate_nci_isbi2013_slices"
+def test_shared_prostate_slices_two_sites(shared: Path) -> None:
+    root = shared / "realdata" / "prostate_nci_isbi2013_slices"
     if not root.is_dir():
         pytest.skip("../shared/realdata/prostate_nci_isbi2013_slices not present")
     fed = load_folder_federation(root, name="prostate", image_size=64, invert_mask=True)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import yaml
 from PIL import Image
-from realdata_fixtures import make_nifti_site, make_png_tree, sha256, shared_dir, write_manifest
+from realdata_fixtures import make_nifti_site, make_png_tree, sha256, write_manifest
 
 from fedlab.data.manifest import (
     ManifestError,
@@ -178,8 +178,8 @@ def test_polyp_variants_file_lists(tmp_path: Path) -> None:
     assert etis_rel <= colon_train  # the released site B overlaps site C's training images
 
 
-def test_uci_shared_files(tmp_path: Path) -> None:
-    src = shared_dir() / "realdata" / "uci_heart_disease"
+def test_uci_shared_files(tmp_path: Path, shared: Path) -> None:
+    src = shared / "realdata" / "uci_heart_disease"
     if not src.is_dir():
         pytest.skip("../shared/realdata/uci_heart_disease not present")
     assert verify("uci_heart_disease", src).ok
@@ -212,8 +212,8 @@ def test_adni_table_schema(tmp_path: Path) -> None:
     _only_problem(verify("adni_roi", tmp_path / "bad.csv"), "has values ['MCI']")
 
 
-def test_shared_prostate_slices_verify() -> None:
-    root = shared_dir() / "realdata" / "prostate_nci_isbi2013_slices"
+def test_shared_prostate_slices_verify(shared: Path) -> None:
+    root = shared / "realdata" / "prostate_nci_isbi2013_slices"
     if not root.is_dir():
         pytest.skip("../shared/realdata/prostate_nci_isbi2013_slices not present")
     report = verify("prostate_nci_isbi2013_slices", root)

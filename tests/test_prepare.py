@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from realdata_fixtures import make_nifti_site, make_png_tree, shared_dir, write_manifest
+from realdata_fixtures import make_nifti_site, make_png_tree, write_manifest
 
 from fedlab.data.imaging import DataError, load_folder_federation
 from fedlab.data.prepare import prepare, read_cached
@@ -106,8 +106,8 @@ def test_case_volumes_follow_lcfed_protocol(tmp_path: Path) -> None:
     assert x.min() >= 0 and x.max() <= 1
 
 
-def test_load_real_shared_prostate(tmp_path: Path) -> None:
-    root = shared_dir() / "realdata" / "prostate_nci_isbi2013_slices"
+def test_load_real_shared_prostate(tmp_path: Path, shared: Path) -> None:
+    root = shared / "realdata" / "prostate_nci_isbi2013_slices"
     if not root.is_dir():
         pytest.skip("../shared/realdata/prostate_nci_isbi2013_slices not present")
     fed = load_real("prostate_nci_isbi2013_slices", root, image_size=32, cache=tmp_path / "c")

@@ -125,7 +125,7 @@ def run_federation(
     if ckpt_path is not None and resume and ckpt_path.exists():
         start, history, best = _load_checkpoint(ckpt_path, strategy, clients, device)
         history.info["rounds"] = rounds
-    elif start == 0:
+    else:  # round 0: the initial model
         _evaluate_round(strategy, clients, fed, history, best, 0, select, config)
 
     show = _progress_enabled(progress)
