@@ -219,7 +219,7 @@ def _history(method, sites, values):
 
 
 def test_paper_table_layout_and_averages():
-    from fedlab.results import paper_table
+    from fedlab.experiments.lcfed import paper_table
 
     hs = {"Local": _history("Local", ["x", "y"], [(0.5, 2.0), (0.7, 4.0)]),
           "FedAvg": _history("FedAvg", ["x", "y"], [(0.6, 1.0), (0.8, 3.0)])}
@@ -235,7 +235,7 @@ def test_paper_table_layout_and_averages():
 
 
 def test_reference_table_absent_is_none_and_present_is_parsed(tmp_path):
-    from fedlab.results import reference_table, side_by_side
+    from fedlab.experiments.lcfed import reference_table, side_by_side
 
     assert reference_table("prostate", path=tmp_path / "missing.csv") is None
     ref = reference_table("polyp")  # the packaged copy

@@ -1,1 +1,2 @@
-"""Experiment drivers behind the notebooks: one module per comparison."""
+"""One module per published comparison: :mod:`fedlab.experiments.lcfed` (the LC-Fed paper's
+personalised-FL table) and :mod:`fedlab.experiments.adni` (Table 2 of Guan and Liu's survey)."""

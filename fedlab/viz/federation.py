@@ -1,8 +1,4 @@
-"""Plots used by the notebooks. matplotlib only; every function returns its Figure (no plt.show()).
-
-Sections: "data" (sites and their heterogeneity), "training", "personalization" (cross-site
-heatmaps, layer-sharing strips). Other sections append below their own header.
-"""
+"""Plots of the federation lessons (01-03): sites, curves, per-site bars, cross-site heatmaps, sharing strips."""
 
 from __future__ import annotations
 

@@ -1,6 +1,5 @@
 """Plots of the tabular classification lesson (notebook 04): settings diagram, metrics, communication, cross-site.
 
-Kept apart from :mod:`fedlab.viz` (segmentation plots) so the two can grow without merge conflicts.
 Every function takes tidy DataFrames from :mod:`fedlab.experiments.adni` and returns the figure.
 """
 

@@ -5,7 +5,7 @@
 * :func:`paper_table` lays them out as the paper's table: rows are methods, columns the sites A, B, ...
   and their average, IoU in percent and ASSD in pixels.
 * :func:`reference_table` reads the paper's published numbers (real data) from the table packaged in
-  :mod:`fedlab.reference` (or ``shared/reference/lcfed_tables.csv``); None when neither is there.
+  :mod:`fedlab.reference`.
 
 Our numbers come from whatever federation was passed in (the embedded *synthetic* stand-ins by
 default); the paper's are real-data numbers at 384x384 pixels. They are shown side by side with
@@ -27,14 +27,14 @@ from fedlab.federation.history import History
 from fedlab.federation.simulation import run_federation
 from fedlab.federation.strategies import get_strategy
 from fedlab.notebook import RESULT_COLUMNS
-from fedlab.reference import reference_path, shared_dir
+from fedlab.reference import reference_path
 
 #: Our strategy names -> the row names of the paper's table.
 PAPER_NAMES = {"Local": "Local Train"}
 #: Metric -> (column label, scale applied to our values).
 PAPER_METRICS = {"iou": ("IoU (%)", 100.0), "dice": ("Dice (%)", 100.0), "assd": ("ASSD (px)", 1.0),
                  "hd95": ("HD95 (px)", 1.0)}
-REFERENCE_FILE = Path("reference") / "lcfed_tables.csv"
+REFERENCE_FILE = "lcfed_tables.csv"
 
 
 def run_methods(names: Sequence[str], federation: Federation, config: Config, seed: int = 0,
@@ -113,8 +113,7 @@ def reference_table(dataset: str, path: str | Path | None = None) -> pd.DataFram
 
     Args:
         dataset: "prostate", "polyp" or "fundus".
-        path: The CSV; default the copy packaged in :mod:`fedlab.reference`, else
-            ``<shared>/reference/lcfed_tables.csv`` (see :func:`shared_dir`).
+        path: The CSV; default the copy packaged in :mod:`fedlab.reference`.
 
     Returns:
         Same layout as :func:`paper_table` (metrics IoU and ASSD), or None when the file is absent.
@@ -122,11 +121,7 @@ def reference_table(dataset: str, path: str | Path | None = None) -> pd.DataFram
     Raises:
         ValueError: for a dataset the file does not list.
     """
-    if path is None:
-        path = reference_path(REFERENCE_FILE.name)
-        if not path.is_file():  # not packaged: the developers' shared folder
-            root = shared_dir()
-            path = root / REFERENCE_FILE if root is not None else path
+    path = reference_path(REFERENCE_FILE) if path is None else path
     path = Path(path)
     if not path.is_file():
         return None

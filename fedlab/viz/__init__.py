@@ -1,0 +1,45 @@
+"""Plots used by the notebooks, one module per lesson family. matplotlib only; every function returns
+its Figure (no ``plt.show()``).
+
+* :mod:`fedlab.viz.federation`: sites and their heterogeneity, training curves, per-site bars,
+  cross-site heatmaps, layer-sharing strips (lessons 01-03);
+* :mod:`fedlab.viz.lcfed`: LC-Fed's gates and calibration steps (lesson 03);
+* :mod:`fedlab.viz.classification`: the tabular comparison (lesson 04).
+
+Everything public is also importable from ``fedlab.viz`` directly.
+"""
+
+from fedlab.viz.classification import (
+    cross_matrix,
+    plot_communication,
+    plot_cross_matrix,
+    plot_metrics_by_setting,
+    plot_settings_diagram,
+)
+from fedlab.viz.federation import (
+    plot_cross_site,
+    plot_intensity_histograms,
+    plot_layer_sharing,
+    plot_learning_curves,
+    plot_metric_vs_bytes,
+    plot_site_bars,
+    plot_site_samples,
+)
+from fedlab.viz.lcfed import plot_calibration_steps, plot_site_gates
+
+__all__ = [
+    "cross_matrix",
+    "plot_calibration_steps",
+    "plot_communication",
+    "plot_cross_matrix",
+    "plot_cross_site",
+    "plot_intensity_histograms",
+    "plot_layer_sharing",
+    "plot_learning_curves",
+    "plot_metric_vs_bytes",
+    "plot_metrics_by_setting",
+    "plot_settings_diagram",
+    "plot_site_bars",
+    "plot_site_gates",
+    "plot_site_samples",
+]
