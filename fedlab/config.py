@@ -39,6 +39,11 @@ class Config:
         weight_decay: L2 penalty passed to the optimiser.
         eval_batch_size: Images per forward pass during evaluation.
         hc_rounds: LC-Fed's head-calibration rounds (stage 1), taken from the end of ``rounds``.
+        optimizer_state: "fresh" (default): a client whose weights the server overwrites starts every
+            round with a new optimiser, as in FedAvg's definition (McMahan et al. 2017) and Flower's
+            client apps; "persistent": each client keeps its optimiser state (Adam moments, step
+            count) across rounds, as code that builds one optimiser per client before the round loop
+            does. Local training and Mix, whose weights nothing overwrites, always keep theirs.
     """
 
     preset: str = "classroom"
@@ -59,6 +64,7 @@ class Config:
     weight_decay: float = 0.0
     eval_batch_size: int = 32
     hc_rounds: int = 5
+    optimizer_state: str = "fresh"
 
     def __post_init__(self) -> None:
         positive = ("image_size", "base_width", "levels", "rounds", "local_steps", "batch_size", "eval_every")
@@ -67,6 +73,8 @@ class Config:
                 raise ValueError(f"Config.{name} must be positive, got {getattr(self, name)!r}")
         if self.optimizer not in ("adam", "sgd"):
             raise ValueError(f"Config.optimizer must be 'adam' or 'sgd', got {self.optimizer!r}")
+        if self.optimizer_state not in ("fresh", "persistent"):
+            raise ValueError(f"Config.optimizer_state must be 'fresh' or 'persistent', got {self.optimizer_state!r}")
         if self.norm not in ("instance", "batch"):
             raise ValueError(f"Config.norm must be 'instance' or 'batch', got {self.norm!r}")
         if self.image_size % (2 ** (self.levels - 1)):

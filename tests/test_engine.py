@@ -14,14 +14,58 @@ def _equal_states(a, b) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_fedavg_with_one_client_equals_local_training_bitwise(toy_federation, tiny_config):
+@pytest.mark.parametrize("changes", [{"optimizer": "sgd"}, {"optimizer": "adam", "optimizer_state": "persistent"}],
+                         ids=["sgd-stateless", "adam-persistent"])
+def test_fedavg_with_one_client_equals_local_training_bitwise(toy_federation, tiny_config, changes):
+    """Averaging one client is the identity, so FedAvg-1 is Local training whenever the optimiser state
+    matches: a stateless optimiser (plain SGD), or Adam kept across rounds as Local keeps it."""
+    one = Federation("one", [toy_federation[0]])
+    cfg = tiny_config.replace(**changes)
+    fed = run_federation(FedAvg(), one, cfg, select="last", progress=False)
+    local = run_federation(Local(), one, cfg, select="last", progress=False)
+    assert _equal_states(fed.site_models[0].state_dict(), local.site_models[0].state_dict())
+    # and both really trained
+    init = initial_model(one, cfg, seed=0)
+    assert not _equal_states(init.state_dict(), local.site_models[0].state_dict())
+
+
+def test_fedavg_with_one_client_and_fresh_adam_differs_from_local(toy_federation, tiny_config):
+    """With Adam, the textbook client (fresh optimiser each round) is not Local training (Adam moments kept)."""
     one = Federation("one", [toy_federation[0]])
     fed = run_federation(FedAvg(), one, tiny_config, select="last", progress=False)
     local = run_federation(Local(), one, tiny_config, select="last", progress=False)
-    assert _equal_states(fed.site_models[0].state_dict(), local.site_models[0].state_dict())
-    # and both really trained
-    init = initial_model(one, tiny_config, seed=0)
-    assert not _equal_states(init.state_dict(), local.site_models[0].state_dict())
+    assert not _equal_states(fed.site_models[0].state_dict(), local.site_models[0].state_dict())
+
+
+class _Spy(Strategy):
+    """Records, per round, how many parameters already have optimiser state when local training starts."""
+
+    def __init__(self, base: type[Strategy]) -> None:
+        super().__init__()
+        self.base = base
+        self.seen: dict[int, list[int]] = {}
+
+    def param_split(self, model):
+        return self.base().param_split(model)
+
+    def client_update(self, client, round):
+        self.seen.setdefault(round, []).append(len(client.optimizer.state))
+        if self.base is Local:
+            return Local.client_update(self, client, round)
+        return super().client_update(client, round)
+
+
+@pytest.mark.parametrize(("base", "optimizer_state", "fresh_at_round_2"), [
+    (FedAvg, "fresh", True), (FedAvg, "persistent", False), (Local, "fresh", False),
+])
+def test_client_optimiser_state_at_the_start_of_round_2(toy_federation, tiny_config, base, optimizer_state,
+                                                        fresh_at_round_2):
+    spy = _Spy(base)
+    spy.overwrites_weights = base.overwrites_weights
+    run_federation(spy, toy_federation, tiny_config.replace(optimizer_state=optimizer_state, rounds=2),
+                   select="last", progress=False)
+    assert spy.seen[1] == [0, 0, 0]  # nothing has stepped yet
+    assert all((n == 0) == fresh_at_round_2 for n in spy.seen[2])
 
 
 def test_fedavg_ends_with_one_global_model_and_counts_bytes(toy_federation, tiny_config):

@@ -98,7 +98,7 @@ def test_fedprox_one_epoch_steps():
 
 def test_fedavg_one_client_equals_local_training():
     fed = Federation("one", (_federation().sites[1],), task="classification")
-    cfg = _config(batch_size=8, optimizer="adam", lr=0.05)
+    cfg = _config(batch_size=8, optimizer="adam", lr=0.05, optimizer_state="persistent")  # Local keeps its Adam
     a = run_federation(FedAvg(), fed, cfg, seed=1, device="cpu", select="last", progress=False)
     b = run_federation(Local(), fed, cfg, seed=1, device="cpu", select="last", progress=False)
     torch.testing.assert_close(_weights(a.site_models[0]), _weights(b.site_models[0]))

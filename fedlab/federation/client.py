@@ -1,7 +1,8 @@
 """Client: one site's data, model, optimiser state and random generator.
 
-A client never sees another site's data. Its model and optimiser persist across rounds (the
-server only overwrites the shared keys), and all of its randomness (mini-batch sampling) comes
+A client never sees another site's data. Its model persists across rounds (the server only
+overwrites the shared keys); its optimiser is replaced at the start of a round when the strategy
+says so (``Strategy.begin_round``, ``Config.optimizer_state``), and all of its randomness (mini-batch sampling) comes
 from its own ``torch.Generator``, so a run is reproducible and can be resumed from a checkpoint.
 """
 

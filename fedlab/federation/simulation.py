@@ -133,7 +133,10 @@ def run_federation(
                mininterval=1.0, initial=start, total=rounds)
     for rnd in bar:
         tic = time.perf_counter()
-        updates = [strategy.client_update(c, rnd) for c in strategy.select(clients, rnd)]
+        selected = strategy.select(clients, rnd)
+        for c in selected:
+            strategy.begin_round(c, rnd)
+        updates = [strategy.client_update(c, rnd) for c in selected]
         bytes_up = sum(sum(t.numel() * t.element_size() for t in u.payload.values()) for u in updates)
         strategy.aggregate(updates, rnd)
         bytes_down = strategy.broadcast(clients, rnd)

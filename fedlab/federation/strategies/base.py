@@ -21,7 +21,7 @@ from torch import nn
 
 from fedlab.config import Config
 from fedlab.data.federation import Federation
-from fedlab.federation.client import Client, LossFn, task_loss
+from fedlab.federation.client import Client, LossFn, make_optimizer, task_loss
 from fedlab.federation.params import ParamSplit, State, state_bytes, weighted_average
 from fedlab.reproducibility import client_generator
 
@@ -57,6 +57,9 @@ class Strategy:
     #: True when :meth:`finish` itself picks each site's model on its validation split (e.g. FT's
     #: fine-tuning); run_federation then keeps the finished models instead of the best round's.
     finish_selects = False
+    #: False for strategies whose client weights nothing overwrites (Local, Mix): their clients keep
+    #: their optimiser across rounds whatever ``config.optimizer_state`` says.
+    overwrites_weights = True
 
     def __init__(self, weighting: str = "samples") -> None:
         if weighting not in WEIGHTINGS:
@@ -99,6 +102,12 @@ class Strategy:
     def select(self, clients: Sequence[Client], round: int) -> list[Client]:
         """Clients that take part in this round (default: all)."""
         return list(clients)
+
+    def begin_round(self, client: Client, round: int) -> None:
+        """Before a client's local update: a fresh optimiser when the server has overwritten its weights
+        (``config.optimizer_state == "fresh"``), so no Adam moment computed for an earlier model survives."""
+        if self.overwrites_weights and self.config.optimizer_state == "fresh":
+            client.optimizer = make_optimizer(client.model.parameters(), self.config)
 
     def client_update(self, client: Client, round: int) -> Update:
         """Local training, then send the shared part of the model."""

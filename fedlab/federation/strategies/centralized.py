@@ -26,6 +26,7 @@ class Centralized(Strategy):
     """One model trained on the pooled data (privacy-violating upper bound)."""
 
     name = "Mix"
+    overwrites_weights = False
 
     def make_clients(self, federation: Federation, model: nn.Module, config: Config, seed: int,
                      device: torch.device) -> list[Client]:

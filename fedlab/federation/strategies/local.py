@@ -16,6 +16,7 @@ class Local(Strategy):
 
     name = "Local"
     personalized = True
+    overwrites_weights = False
 
     def param_split(self, model: nn.Module) -> ParamSplit:
         """Nothing is shared: every tensor is local."""

@@ -24,8 +24,9 @@ Distillation for sigmoid outputs is the per-pixel (per-channel) Bernoulli KL div
 ``KL(teacher || student)``, the two-class version of the authors' softmax KL; the teacher is detached.
 
 Simplifications, stated honestly: the stage score is measured on one random training batch of
-``eval_batch_size`` images (the authors score the whole training set); both optimisers are persistent
-Adam/SGD from the config (the authors rebuild theirs each round with a step learning-rate decay); the
+``eval_batch_size`` images (the authors score the whole training set); the optimisers are the config's
+Adam/SGD without the authors' step learning-rate decay (the deputy's is rebuilt every round under
+``optimizer_state="fresh"``, the personal model's persists); the
 fraction schedule uses ``config.rounds`` as the horizon.
 """
 
@@ -126,6 +127,12 @@ class PRRFL(Strategy):
         if self.task == "classification":
             return client.site.train  # AUC needs both classes: use the whole (small, tabular) split
         return Split(*client.sample_batch(self.config.eval_batch_size))
+
+    def begin_round(self, client: Client, round: int) -> None:
+        """The deputy (overwritten by the server every round) gets a fresh optimiser under
+        ``optimizer_state="fresh"``; the personal model, which nothing overwrites, keeps its own."""
+        if self.config.optimizer_state == "fresh":
+            self.deputy_optimizers[client.index] = make_optimizer(self.deputies[client.index].parameters(), self.config)
 
     def client_update(self, client: Client, round: int) -> Update:
         """Staged deputy/personal training; the deputy's shared part is sent."""
