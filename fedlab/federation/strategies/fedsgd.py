@@ -2,10 +2,11 @@
 
 Each round every client computes the gradient of its local loss at the current global model (on
 its full training set by default, or on one mini-batch) and uploads it. The server averages the
-gradients with sample-count weights ``n_k / n`` and applies one step of its optimiser (the
-config's optimiser and learning rate). With full-batch gradients and ``weighting="samples"`` this
-is exactly centralised (full-batch) gradient descent on the pooled data: the pooled mean-loss
-gradient is ``sum_k (n_k / n) g_k``.
+gradients with sample-count weights ``n_k / n`` and applies one step of its optimiser (by default
+the textbook plain gradient step ``w <- w - lr * g`` with the config's learning rate;
+``server_optimizer="adam"`` or ``server_lr`` change it). With full-batch gradients, plain steps and
+``weighting="samples"`` this is exactly centralised (full-batch) gradient descent on the pooled
+data: the pooled mean-loss gradient is ``sum_k (n_k / n) g_k``.
 
 Only parameters travel (buffers are not updated by gradients and stay as initialised).
 Communication per round: one gradient up per client and one model down per client, so reaching a
@@ -30,21 +31,31 @@ class FedSGD(Strategy):
     Args:
         weighting: "samples" (``n_k / n``, default) or "uniform".
         batch_size: Gradient batch per client; ``None`` = the full local training set.
+        server_optimizer: "sgd" (plain gradient step, default) or "adam".
+        server_lr: Server learning rate; ``None`` = ``config.lr``.
     """
 
     name = "FedSGD"
 
-    def __init__(self, weighting: str = "samples", batch_size: int | None = None) -> None:
+    def __init__(self, weighting: str = "samples", batch_size: int | None = None, server_optimizer: str = "sgd",
+                 server_lr: float | None = None) -> None:
         super().__init__(weighting)
         if batch_size is not None and batch_size <= 0:
             raise ValueError(f"batch_size must be positive or None (full batch), got {batch_size}")
+        if server_optimizer not in ("sgd", "adam"):
+            raise ValueError(f"server_optimizer must be 'sgd' or 'adam', got {server_optimizer!r}")
+        if server_lr is not None and server_lr <= 0:
+            raise ValueError(f"server_lr must be positive or None (config.lr), got {server_lr}")
         self.batch_size = batch_size
+        self.server_optimizer_name = server_optimizer
+        self.server_lr = server_lr
 
     def setup(self, model, clients: Sequence[Client], config: Config) -> None:
         """The server keeps its own copy of the model and the optimiser that steps it."""
         super().setup(model, clients, config)
         self.server_model = copy.deepcopy(clients[0].model)
-        self.server_optimizer = make_optimizer(self.server_model.parameters(), config)
+        server = config.replace(optimizer=self.server_optimizer_name, lr=self.server_lr or config.lr)
+        self.server_optimizer = make_optimizer(self.server_model.parameters(), server)
 
     def client_update(self, client: Client, round: int) -> Update:
         """Gradient of the local mean loss at the global model; nothing is stepped locally."""
@@ -84,4 +95,5 @@ class FedSGD(Strategy):
 
     def describe(self) -> dict:
         """Settings for the run receipt."""
-        return {**super().describe(), "batch_size": self.batch_size or "full"}
+        return {**super().describe(), "batch_size": self.batch_size or "full",
+                "server_optimizer": self.server_optimizer_name, "server_lr": self.server_lr}
