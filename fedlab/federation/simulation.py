@@ -22,7 +22,6 @@ the round with its best validation score; with ``select="last"`` the final model
 from __future__ import annotations
 
 import copy
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -33,6 +32,7 @@ from tqdm.auto import tqdm
 
 from fedlab.config import Config, get_config
 from fedlab.data.federation import Federation
+from fedlab.federation.cache import RunCache, model_fingerprint, run_key
 from fedlab.federation.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from fedlab.federation.client import Client
 from fedlab.federation.evaluation import CURVE_METRICS, FULL_METRICS, SELECTION_METRIC, evaluate
@@ -64,12 +64,6 @@ def initial_model(federation: Federation, config: Config, seed: int,
         return model() if callable(model) and not isinstance(model, nn.Module) else copy.deepcopy(model)
 
 
-def _progress_enabled(progress: bool | None) -> bool:
-    if progress is not None:
-        return progress
-    return os.environ.get("FEDLAB_PROGRESS", "1") not in ("0", "false", "False") and not os.environ.get("CI")
-
-
 def run_federation(
     strategy: Strategy,
     federation: Federation,
@@ -86,6 +80,7 @@ def run_federation(
     log_every: int = 0,
     verbose: bool = False,
     final_metrics: tuple[str, ...] | None = None,
+    cache: RunCache | None = None,
 ) -> History:
     """Simulate federated training of ``strategy`` on ``federation``.
 
@@ -103,11 +98,14 @@ def run_federation(
         checkpoint_dir: Where to write ``checkpoint.pt`` every ``config.checkpoint_every`` rounds (and at
             the last round).
         resume: Continue from an existing checkpoint of the same run in ``checkpoint_dir``.
-        progress: Show a progress bar (default: on, except when ``$CI`` or ``FEDLAB_PROGRESS=0``).
+        progress: Show a progress bar (default: on unless tqdm's own ``TQDM_DISABLE=1`` is set).
         log_every: Print a one-line summary, naming the method, every this many rounds (0 = never).
         verbose: Print one line at the end naming the method, its time and its site-mean scores
             (what stays readable in a saved notebook once the progress bar is gone).
         final_metrics: Metrics of the final evaluation (default: all of the task's).
+        cache: A :class:`~fedlab.federation.cache.RunCache`: a run it already holds is returned without
+            training (same History, same models); a new run is stored in it when finished, and, with
+            ``config.checkpoint_every`` set and no ``checkpoint_dir``, checkpointed inside it.
 
     Returns:
         The run's :class:`History`, with the kept per-site models in ``history.site_models`` and the
@@ -132,6 +130,21 @@ def run_federation(
     fed, clients, state = setup_run(strategy, federation, config, rounds=rounds, seed=seed, device=device,
                                     model=model)
     indices = [c.index for c in clients]
+    key = None
+    if cache is not None and cache.enabled:
+        key = run_key(run_identity(strategy.describe(), federation, config, seed, rounds, code=True),
+                      select=select, final_metrics=final_metrics, model=model_fingerprint(clients[0].model))
+        hit = cache.load(key)
+        if hit is not None:
+            history = hit["history"]
+            models = strategy.site_models(clients)
+            history.site_models = [_with_state(m, s) for m, s in zip(models, hit["site_models"], strict=True)]
+            history.last_models = [_with_state(m, s) for m, s in zip(models, hit["last_models"], strict=True)]
+            if verbose:
+                print(_summary_line(history) + " (from the run cache)")
+            return history
+        if checkpoint_dir is None and config.checkpoint_every:
+            checkpoint_dir = cache.checkpoint_dir(key)
     history = History(method=strategy.name, sites=fed.site_names, seed=seed,
                       info={"strategy": strategy.describe(), "select": select, "rounds": rounds})
     best: list[tuple[float, int, dict] | None] = [None] * len(fed)
@@ -148,8 +161,9 @@ def run_federation(
     else:  # round 0: the initial model
         _evaluate_round(strategy, clients, fed, history, best, 0, select, config)
 
-    bar = tqdm(range(start + 1, rounds + 1), desc=strategy.name, disable=not _progress_enabled(progress),
-               leave=False, mininterval=1.0, initial=start, total=rounds)
+    switch = {} if progress is None else {"disable": not progress}  # None: tqdm reads $TQDM_DISABLE itself
+    bar = tqdm(range(start + 1, rounds + 1), desc=strategy.name, leave=False, mininterval=1.0, initial=start,
+               total=rounds, **switch)
     for rnd in bar:
         tic = time.perf_counter()
         state, replies, messages = run_round(strategy, clients, state, rnd)
@@ -188,6 +202,8 @@ def run_federation(
             history.record(site.name, metric, value, "test", history.selected_round[site.name], stage="final")
     history.site_models = kept
     history.info["seconds"] = round(time.perf_counter() - tic_run, 2)
+    if key is not None:
+        cache.save(key, history, history.site_models, history.last_models)
     if verbose:
         print(_summary_line(history))
     return history
@@ -225,6 +241,12 @@ def run_round(strategy: Strategy, clients: list[Client], state: ServerState, rnd
     messages = strategy.configure(rnd, state, [c.index for c in clients])
     replies = [strategy.client_update(clients[k], message, rnd) for k, message in messages.items()]
     return strategy.aggregate(rnd, replies, state), replies, messages
+
+
+def _with_state(model: nn.Module, state: dict) -> nn.Module:
+    copied = copy.deepcopy(model)
+    copied.load_state_dict(state)
+    return copied
 
 
 def deliver(strategy: Strategy, clients: list[Client], messages: dict[int, Message]) -> None:
