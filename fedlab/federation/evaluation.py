@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 import torch
+from monai.networks.utils import eval_mode
 from torch import nn
 
 from fedlab.data.federation import Federation, Split
@@ -16,16 +17,10 @@ FULL_METRICS = {"segmentation": ("dice", "iou", "assd", "hd95"), "classification
 SELECTION_METRIC = {"segmentation": "dice", "classification": "auc"}
 
 
-@torch.no_grad()
 def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 32) -> torch.Tensor:
-    """Model outputs (logits) for ``x`` in eval mode, in chunks of ``batch_size``."""
-    was_training = model.training
-    model.eval()
-    try:
-        out = torch.cat([model(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
-    finally:
-        model.train(was_training)
-    return out
+    """Model outputs (logits) for ``x`` in eval mode without gradients, in chunks of ``batch_size``."""
+    with eval_mode(model):
+        return torch.cat([model(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
 
 
 def evaluate(model: nn.Module, split: Split, task: str, metrics: Sequence[str] | None = None,
