@@ -8,7 +8,10 @@ import torch
 from scipy import ndimage
 from scipy.ndimage import binary_erosion, distance_transform_edt
 from sklearn.metrics import accuracy_score, f1_score, jaccard_score, recall_score, roc_auc_score
+from torch import nn
 
+from fedlab.data.federation import Split
+from fedlab.federation.evaluation import evaluate
 from fedlab.metrics import (
     LCFED_PROTOCOL,
     binarize,
@@ -359,6 +362,47 @@ def test_volume_scores_bad_inputs_raise_clear_errors():
         volume_scores(pred[None], target[None], torch.tensor([0]))
     with pytest.raises(TypeError, match="target must be a torch.Tensor"):
         volume_scores(pred, target.numpy(), torch.tensor([0, 0, 1, 1]))
+
+
+class ThresholdModel(nn.Module):
+    """A fixed 'network': logit = 10 * (x - 0.5) per pixel, one output channel per input channel."""
+
+    def forward(self, x):
+        return 10 * (x - 0.5)
+
+
+def test_evaluate_per_volume_uses_the_case_ids():
+    rng = np.random.default_rng(10)
+    pred, target, groups, _, _ = sliced_cases(rng, labels=1)
+    split = Split(pred * 0.8 + 0.1, target, groups)  # the model's prediction is exactly `pred`
+    per_volume = evaluate(ThresholdModel(), split, "segmentation", per="volume", hd95="pooled")
+    expected = summarize(volume_scores(pred, target, groups, hd95="pooled"))
+    assert per_volume == pytest.approx({m: expected[m] for m in ("dice", "iou", "assd", "hd95")})
+    per_slice = evaluate(ThresholdModel(), split, "segmentation", ("dice", "assd"))
+    assert per_slice == pytest.approx({m: summarize(segmentation_scores(pred, target))[m] for m in ("dice", "assd")})
+    with pytest.raises(ValueError, match=r"per='volume' needs the case id of every slice.*split.groups is None"):
+        evaluate(ThresholdModel(), Split(split.x, split.y), "segmentation", per="volume")
+    with pytest.raises(ValueError, match="per must be 'slice' or 'volume', got 'case'"):
+        evaluate(ThresholdModel(), split, "segmentation", per="case")
+    with pytest.raises(ValueError, match="apply to segmentation only"):
+        evaluate(nn.Linear(3, 1), Split(torch.rand(4, 3), torch.tensor([0.0, 1, 0, 1])), "classification",
+                 per="volume")
+
+
+def test_split_carries_case_ids_through_to_subset_and_concat():
+    x, y = torch.rand(5, 1, 4, 4), torch.zeros(5, 1, 4, 4)
+    split = Split(x, y, torch.tensor([0, 0, 1, 1, 1]))
+    assert split.to("cpu").groups.tolist() == [0, 0, 1, 1, 1]
+    assert split.subset([4, 0]).groups.tolist() == [1, 0]
+    other = Split(x[:3], y[:3], torch.tensor([0, 0, 5]))
+    pooled = Split.concat([split, Split(x[:0], y[:0]), other])  # an empty split without ids does not matter
+    assert pooled.groups.tolist() == [0, 0, 1, 1, 1, 2, 2, 7]  # the second split's cases stay apart
+    assert Split.concat([split, Split(x, y)]).groups is None  # ids only when every split has them
+    assert Split(x, y).subset([1]).groups is None
+    with pytest.raises(ValueError, match=r"groups must be an integer tensor of case ids of shape \(5,\).*\(4,\)"):
+        Split(x, y, torch.tensor([0, 0, 1, 1]))
+    with pytest.raises(ValueError, match=r"shape \(5,\), torch.float32; map case names to integers"):
+        Split(x, y, torch.zeros(5))
 
 
 # --- the footnote -----------------------------------------------------------------------------------------
