@@ -405,6 +405,35 @@ def test_split_carries_case_ids_through_to_subset_and_concat():
         Split(x, y, torch.zeros(5))
 
 
+@pytest.mark.realdata
+@pytest.mark.parametrize("site", ["RUNMC", "BMC"])
+def test_lcfed_protocol_on_real_prostate_slices_equals_their_pipeline_with_medpy(shared, site):
+    """Real masks (two patients of three consecutive slices each), an imperfect prediction, scored per volume
+    with LC-Fed's post-processing, against their pipeline restated: rule per slice, stack, medpy per case."""
+    binary = pytest.importorskip("medpy.metric.binary")
+    from PIL import Image
+
+    root = shared / "realdata" / "prostate_nci_isbi2013_slices" / site
+    if not root.is_dir():
+        pytest.skip(f"{root} is absent")
+    files = [root / part / "mask" / f"00_0{k}.png" for part in ("train", "test") for k in range(3)]
+    target_np = np.stack([np.asarray(Image.open(f).convert("L")) < 128 for f in files])  # prostate = dark
+    pred_np = np.roll(target_np, (3, -2), axis=(1, 2))  # a prediction 3 px too low and 2 px too far left
+    pred_np[1] = binary_erosion(pred_np[1], iterations=4)
+    pred_np[2, 10:16, 10:16] = True  # a spurious blob the largest-component rule removes
+    pred_np[4] = False  # a missed slice, which their rule turns into an all-foreground slice
+    groups = torch.tensor([0, 0, 0, 1, 1, 1])
+    ours = volume_scores(as_masks(pred_np), as_masks(target_np), groups, **{
+        k: v for k, v in LCFED_PROTOCOL["prostate"].items() if k != "per"})
+    for case in range(2):
+        p = np.stack([lcfed_released_rule(s) for s in pred_np[3 * case : 3 * case + 3]])
+        t = target_np[3 * case : 3 * case + 3]
+        assert ours["dice"][case, 0].item() == pytest.approx(binary.dc(p, t), rel=1e-6)
+        assert ours["iou"][case, 0].item() == pytest.approx(binary.jc(p, t), rel=1e-6)
+        assert ours["assd"][case, 0].item() == pytest.approx(binary.assd(p, t), rel=1e-5)
+        assert ours["hd95"][case, 0].item() == pytest.approx(binary.hd95(p, t), rel=1e-5)
+
+
 # --- the footnote -----------------------------------------------------------------------------------------
 
 def test_describe_states_each_choice():
@@ -432,6 +461,12 @@ def test_segmentation_scores_on_cuda_equal_cpu():
     target = torch.from_numpy(random_blobs(rng, 4, 16, 16).reshape(2, 2, 16, 16))
     on_cpu = segmentation_scores(pred, target)
     on_gpu = segmentation_scores(pred.cuda(), target.cuda())
+    for name in on_cpu:
+        torch.testing.assert_close(on_gpu[name], on_cpu[name])
+    slices_p, slices_t, groups, _, _ = sliced_cases(rng)
+    options = {"hd95": "pooled", "postprocess": "lcfed"}
+    on_cpu = volume_scores(slices_p, slices_t, groups, **options)
+    on_gpu = volume_scores(slices_p.cuda(), slices_t.cuda(), groups.cuda(), **options)
     for name in on_cpu:
         torch.testing.assert_close(on_gpu[name], on_cpu[name])
 

@@ -39,6 +39,10 @@ Spacing. ``spacing`` is the size of a pixel, ``(dy, dx)`` for 2-D masks and ``(d
 masks (``dz`` the distance between slices), or one number for all axes; ``None`` means 1 on every axis,
 so distances are in pixels, and in 3-D the slice gap counts as one pixel (what medpy does without
 ``voxelspacing``, and so what LC-Fed reports). The diagonal above is ``sqrt(sum((size * spacing) ** 2))``.
+
+Post-processing. By default the thresholded prediction is scored as it is; ``postprocess`` can first keep
+its largest connected component, or apply the rules of the released LC-Fed test code
+(:mod:`fedlab.metrics.postprocess`). Per-volume scores of slice data: :mod:`fedlab.metrics.volumes`.
 """
 
 from __future__ import annotations
