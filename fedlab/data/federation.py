@@ -23,31 +23,57 @@ TASKS = ("segmentation", "classification")
 
 @dataclass(frozen=True)
 class Split:
-    """Inputs and targets of one split (train, val or test) of one site."""
+    """Inputs and targets of one split (train, val or test) of one site.
+
+    ``groups`` is optional: the integer case id (N,) of every sample, for 2-D slices cut from 3-D volumes.
+    The slices of a case, in stored order, form its volume when scoring per volume
+    (``evaluate(..., per="volume")``, :func:`fedlab.metrics.volume_scores`).
+    """
 
     x: torch.Tensor
     y: torch.Tensor
+    groups: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         if self.x.shape[0] != self.y.shape[0]:
             raise ValueError(f"x has {self.x.shape[0]} samples but y has {self.y.shape[0]}")
+        g = self.groups
+        if g is not None and not (isinstance(g, torch.Tensor) and g.ndim == 1 and g.shape[0] == self.x.shape[0]
+                                  and not (g.is_floating_point() or g.is_complex() or g.dtype == torch.bool)):
+            got = f"shape {tuple(g.shape)}, {g.dtype}" if isinstance(g, torch.Tensor) else type(g).__name__
+            raise ValueError(f"groups must be an integer tensor of case ids of shape ({self.x.shape[0]},), one per "
+                             f"sample, got {got}; map case names to integers first.")
 
     def __len__(self) -> int:
         return int(self.x.shape[0])
 
     def to(self, device: torch.device | str) -> Split:
         """Copy to a device (no-op when already there)."""
-        return Split(self.x.to(device), self.y.to(device))
+        groups = None if self.groups is None else self.groups.to(device)
+        return Split(self.x.to(device), self.y.to(device), groups)
 
     def subset(self, index: torch.Tensor | Sequence[int]) -> Split:
         """Rows ``index`` of this split."""
         index = torch.as_tensor(index, dtype=torch.long, device=self.x.device)
-        return Split(self.x[index], self.y[index])
+        groups = None if self.groups is None else self.groups[index.to(self.groups.device)]
+        return Split(self.x[index], self.y[index], groups)
 
     @staticmethod
     def concat(splits: Sequence[Split]) -> Split:
-        """Stack several splits (used only by the centralised "Mix" baseline)."""
-        return Split(torch.cat([s.x for s in splits]), torch.cat([s.y for s in splits]))
+        """Stack several splits (used only by the centralised "Mix" baseline).
+
+        Case ids are kept when every non-empty split has them, shifted so that cases of different splits
+        never merge; otherwise the result has none.
+        """
+        groups = None
+        parts = [s for s in splits if len(s)]
+        if parts and all(s.groups is not None for s in parts):
+            shifted, offset = [], 0
+            for s in parts:
+                shifted.append(s.groups - s.groups.min() + offset)
+                offset = int(shifted[-1].max()) + 1
+            groups = torch.cat(shifted)
+        return Split(torch.cat([s.x for s in splits]), torch.cat([s.y for s in splits]), groups)
 
 
 @dataclass(frozen=True)
