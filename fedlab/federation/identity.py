@@ -22,7 +22,8 @@ NEUTRAL_FIELDS = ("checkpoint_every",)
 
 
 def federation_fingerprint(federation: Federation) -> str:
-    """SHA-256 of the federation's task, labels, site names and every split's tensors (values, shapes, dtypes).
+    """SHA-256 of the federation's task, labels, site names and every split's tensors (values, shapes, dtypes,
+    and case ids where a split has them).
 
     Two federations with the same fingerprint hold the same data in the same order.
     """
@@ -35,7 +36,7 @@ def federation_fingerprint(federation: Federation) -> str:
             h.update(split_name.encode())
             if split is None:
                 continue
-            for t in (split.x, split.y):
+            for t in (split.x, split.y) + ((split.groups,) if split.groups is not None else ()):
                 array = np.ascontiguousarray(t.detach().cpu().numpy())
                 h.update(f"{array.dtype}{array.shape}".encode())
                 h.update(array.tobytes())

@@ -80,6 +80,7 @@ def run_federation(
     log_every: int = 0,
     verbose: bool = False,
     final_metrics: tuple[str, ...] | None = None,
+    scoring: dict | None = None,
     cache: RunCache | None = None,
 ) -> History:
     """Simulate federated training of ``strategy`` on ``federation``.
@@ -103,6 +104,9 @@ def run_federation(
         verbose: Print one line at the end naming the method, its time and its site-mean scores
             (what stays readable in a saved notebook once the progress bar is gone).
         final_metrics: Metrics of the final evaluation (default: all of the task's).
+        scoring: Options of the final evaluation (:func:`~fedlab.federation.evaluation.evaluate`'s ``per``,
+            ``spacing``, ``hd95``, ``postprocess``), e.g. ``{"per": "volume"}`` to score each case's slices as one
+            3-D volume; recorded in ``history.info["scoring"]``. Curves and model selection are per image.
         cache: A :class:`~fedlab.federation.cache.RunCache`: a run it already holds is returned without
             training (same History, same models); a new run is stored in it when finished, and, with
             ``config.checkpoint_every`` set and no ``checkpoint_dir``, checkpointed inside it.
@@ -133,7 +137,8 @@ def run_federation(
     key = None
     if cache is not None and cache.enabled:
         key = run_key(run_identity(strategy.describe(), federation, config, seed, rounds, code=True),
-                      select=select, final_metrics=final_metrics, model=model_fingerprint(clients[0].model))
+                      select=select, final_metrics=final_metrics, scoring=scoring,
+                      model=model_fingerprint(clients[0].model))
         hit = cache.load(key)
         if hit is not None:
             history = hit["history"]
@@ -197,10 +202,12 @@ def run_federation(
         else:
             history.selected_round[site.name] = rounds
         kept.append(m)
-        scores = evaluate(m, site.test, task, final_metrics or FULL_METRICS[task], config.eval_batch_size)
+        scores = evaluate(m, site.test, task, final_metrics or FULL_METRICS[task], config.eval_batch_size,
+                          **(scoring or {}))
         for metric, value in scores.items():
             history.record(site.name, metric, value, "test", history.selected_round[site.name], stage="final")
     history.site_models = kept
+    history.info["scoring"] = dict(scoring or {})
     history.info["seconds"] = round(time.perf_counter() - tic_run, 2)
     if key is not None:
         cache.save(key, history, history.site_models, history.last_models)
