@@ -44,6 +44,22 @@ def summary_table(output_root: str | Path, names: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def run_notebook(notebook: Path, out_dir: Path, preset: str) -> None:
+    """Execute one lesson with papermill into ``out_dir`` (executed copy, results.csv, summary.json).
+
+    The kernel runs in the notebook's folder, as under JupyterLab; ``OUTPUT_DIR`` is set explicitly.
+
+    Raises:
+        papermill.PapermillExecutionError: when a cell fails (the partial notebook is kept in ``out_dir``).
+    """
+    import papermill as pm
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    pm.execute_notebook(str(notebook), str(out_dir / notebook.name), cwd=str(notebook.parent),
+                        parameters={"PRESET": preset, "OUTPUT_DIR": str(out_dir.resolve())},
+                        progress_bar=False, kernel_name="python3")
+
+
 def reproduce(preset: str = "classroom", notebooks_dir: str | Path | None = None,
               output_root: str | Path | None = None, only: list[str] | None = None) -> int:
     """Execute the notebooks; return 0 if all succeeded, else 1.
@@ -55,8 +71,6 @@ def reproduce(preset: str = "classroom", notebooks_dir: str | Path | None = None
             the checkout's ``outputs/``, the place a notebook run from JupyterLab writes to).
         only: Restrict to notebooks whose name starts with one of these prefixes (e.g. ["01"]).
     """
-    import papermill as pm
-
     from fedlab.notebook import default_output_root
 
     notebooks_dir = Path(notebooks_dir or REPO_ROOT / "notebooks")
@@ -67,13 +81,10 @@ def reproduce(preset: str = "classroom", notebooks_dir: str | Path | None = None
     failed = []
     for nb in notebooks:
         out_dir = Path(output_root) / nb.stem
-        out_dir.mkdir(parents=True, exist_ok=True)
         print(f"== {nb.stem} (preset={preset}) -> {out_dir}", flush=True)
         tic = time.perf_counter()
         try:
-            pm.execute_notebook(str(nb), str(out_dir / nb.name), cwd=str(nb.parent),
-                                parameters={"PRESET": preset, "OUTPUT_DIR": str(out_dir.resolve())},
-                                progress_bar=False, kernel_name="python3")
+            run_notebook(nb, out_dir, preset)
         except Exception as err:  # keep going: one broken lesson must not hide the others' results
             failed.append(nb.stem)
             print(f"   FAILED after {time.perf_counter() - tic:.0f} s: {type(err).__name__}: {str(err)[:500]}")
