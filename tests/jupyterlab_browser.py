@@ -70,10 +70,6 @@ class Lab:
     root: Path
     log: Path
 
-    def tree_url(self, path: str) -> str:
-        """The URL that opens ``path`` (relative to ``root``) in JupyterLab."""
-        return f"{self.base_url}/lab/tree/{path}?token={self.token}"
-
     def log_tail(self, chars: int = 3000) -> str:
         """The end of the server's log, for failure messages."""
         return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
@@ -202,16 +198,17 @@ def chromium(width: int = 1400, height: int = 1000) -> Iterator[object]:
 
 
 def shutdown_kernels(lab: Lab) -> None:
-    """Shut down every kernel of the server (through its REST API), e.g. between tests."""
+    """End every session of the server and shut down its kernel (through the REST API)."""
     headers = {"Authorization": f"token {lab.token}"}
-    with urllib.request.urlopen(urllib.request.Request(f"{lab.base_url}/api/kernels", headers=headers),
-                                timeout=10) as response:
-        kernels = json.load(response)
-    for kernel in kernels:
-        request = urllib.request.Request(f"{lab.base_url}/api/kernels/{kernel['id']}", method="DELETE",
-                                         headers=headers)
-        with contextlib.suppress(OSError), urllib.request.urlopen(request, timeout=30):
-            pass
+    for kind in ("sessions", "kernels"):
+        listing = urllib.request.Request(f"{lab.base_url}/api/{kind}", headers=headers)
+        with urllib.request.urlopen(listing, timeout=10) as response:
+            items = json.load(response)
+        for item in items:
+            request = urllib.request.Request(f"{lab.base_url}/api/{kind}/{item['id']}", method="DELETE",
+                                             headers=headers)
+            with contextlib.suppress(OSError), urllib.request.urlopen(request, timeout=30):
+                pass
 
 
 # JavaScript run in the page. ``window.jupyterapp`` exists because the server runs with
@@ -233,13 +230,38 @@ _CODE_CELLS_JS = f"""() => {{
 }}"""
 
 
-def open_notebook(page, lab: Lab, path: str, timeout_s: float = 120) -> None:
-    """Open ``path`` in JupyterLab and wait until its kernel has started and is idle."""
-    page.goto(lab.tree_url(path))
+def open_notebook(page, lab: Lab, path: str, timeout_s: float = 180) -> None:
+    """Open ``path`` in JupyterLab as a double click in the file browser does; wait for an idle kernel.
+
+    The first call loads JupyterLab into ``page``; later ones reuse it (loading JupyterLab is the slow part).
+    Returns once the kernel is idle and its info reply (which JupyterLab copies into the metadata) is applied.
+    """
+    if not page.url.startswith(lab.base_url):
+        page.goto(f"{lab.base_url}/lab?token={lab.token}")
+        page.wait_for_function("() => !!window.jupyterapp", timeout=timeout_s * 1000, polling=250)
+        page.evaluate("async () => { await window.jupyterapp.restored; }")
+    page.evaluate("async path => { await window.jupyterapp.commands.execute('docmanager:open', "
+                  "{path, factory: 'Notebook'}); }", path)
+    current = f"() => {{ const nb = {_NOTEBOOK_JS}; return !!nb && nb.context && nb.context.path === {path!r}; }}"
     try:
-        page.wait_for_function(_KERNEL_IDLE_JS, timeout=timeout_s * 1000, polling=500)
+        page.wait_for_function(current, timeout=30_000, polling=250)
+        page.wait_for_function(_KERNEL_IDLE_JS, timeout=timeout_s * 1000, polling=250)
     except Exception as err:
         raise AssertionError(f"{path}: no idle kernel after {timeout_s} s.\nServer log:\n{lab.log_tail()}") from err
+    page.evaluate(f"async () => {{ await {_NOTEBOOK_JS}.sessionContext.session.kernel.info; "
+                  "await new Promise(resolve => setTimeout(resolve, 500)); }")
+
+
+def close_all(page, lab: Lab) -> None:
+    """Close every open document without saving (no dialog), and shut down all kernels of the server."""
+    if page.url.startswith(lab.base_url):
+        page.evaluate("""() => {
+            for (const widget of Array.from(window.jupyterapp.shell.widgets('main'))) {
+                if (widget.context) { widget.context.model.dirty = false; }
+                widget.dispose();
+            }
+        }""")
+    shutdown_kernels(lab)
 
 
 def is_dirty(page) -> bool:

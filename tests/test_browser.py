@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from jupyterlab_browser import (
     chromium,
+    close_all,
     code_cells,
     is_dirty,
     jupyter_lab,
@@ -26,7 +27,6 @@ from jupyterlab_browser import (
     open_notebook,
     run_all_cells,
     save_notebook,
-    shutdown_kernels,
     wait_until_executed,
 )
 
@@ -66,14 +66,20 @@ def browser():
         yield context
 
 
-@pytest.fixture
-def page(browser, lab, tmp_path):
+@pytest.fixture(scope="module")
+def lab_page(browser, lab):
+    """One page with JupyterLab loaded, shared by the tests of this module."""
     page = browser.new_page()
     yield page
-    if not page.is_closed():
-        page.screenshot(path=str(tmp_path / "last_view.png"), full_page=True)  # for a person looking into a failure
-        page.close()
-    shutdown_kernels(lab)
+    page.close()
+
+
+@pytest.fixture
+def page(lab_page, lab, tmp_path):
+    """The shared page; each test closes what it opened, and leaves a screenshot of its last view in tmp_path."""
+    yield lab_page
+    lab_page.screenshot(path=str(tmp_path / "last_view.png"), full_page=True)  # for a person looking into a failure
+    close_all(lab_page, lab)
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
@@ -83,7 +89,6 @@ def test_opening_a_notebook_does_not_modify_it(lab, page, name):
     committed = path.read_bytes()
     committed_python = json.loads(committed)["metadata"]["language_info"]["version"]
     open_notebook(page, lab, f"notebooks/{name}")
-    page.wait_for_timeout(1500)  # let metadata updates that follow the kernel's info reply land
     dirty = is_dirty(page)
     before_save = path.stat().st_mtime_ns
     save_notebook(page)
