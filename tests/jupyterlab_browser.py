@@ -89,8 +89,9 @@ def jupyter_lab(root: Path, env: dict[str, str | None] | None = None, limit_s: i
 
     The server gets its own temporary config, data, runtime and settings folders, so nothing of the
     user's Jupyter set-up is read or written. It is bounded twice: ``timeout`` ends it after
-    ``limit_s`` seconds whatever happens to this process, and the ``finally`` below stops it (and
-    its kernels, which are in its process group) through the id of the process started here.
+    ``limit_s`` seconds whatever happens to this process (where coreutils' ``timeout`` exists), and
+    the ``finally`` below stops it (and its kernels, which are in its process group) through the id
+    of the process started here.
 
     Args:
         root: The folder the server shows (notebooks are opened relative to it).
@@ -108,7 +109,9 @@ def jupyter_lab(root: Path, env: dict[str, str | None] | None = None, limit_s: i
     full_env = {**full_env, "JUPYTER_CONFIG_DIR": str(dirs["config"]),
                 "JUPYTER_DATA_DIR": str(dirs["data"]), "JUPYTER_RUNTIME_DIR": str(dirs["runtime"]),
                 "IPYTHONDIR": str(dirs["ipython"]), "JUPYTER_PLATFORM_DIRS": "1"}
-    cmd = ["timeout", "-k", "10", str(int(limit_s)), sys.executable, "-m", "jupyterlab",
+    # coreutils' timeout bounds the server even if this process dies (where it is missing, only the finally does).
+    bound = ["timeout", "-k", "10", str(int(limit_s))] if shutil.which("timeout") else []
+    cmd = [*bound, sys.executable, "-m", "jupyterlab",
            "--no-browser", "--ip=127.0.0.1", f"--port={port}", "--ServerApp.port_retries=0",
            f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
            f"--LabApp.user_settings_dir={dirs['settings']}", f"--LabApp.workspaces_dir={dirs['workspaces']}",
