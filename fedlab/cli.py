@@ -35,11 +35,13 @@ def _parser() -> argparse.ArgumentParser:
     cmp.add_argument("--out", default="outputs/compare", help="output folder")
     cmp.add_argument("--data-dir", default="", help="real-data root (default: the embedded synthetic data)")
     cmp.add_argument("--device", default="auto", help="auto, cpu, cuda, ...")
-    cmp.add_argument("--cache-dir", default=None, help="run cache folder (default: OUT/../cache)")
+    cmp.add_argument("--cache-dir", default=None,
+                     help="run cache folder (default: <output root>/cache, shared with the notebooks)")
     cmp.add_argument("--no-cache", action="store_true", help="neither reuse nor store finished runs")
     cache = sub.add_parser("cache", help="the run cache: info or clear")
     cache.add_argument("action", choices=["info", "clear"])
-    cache.add_argument("--cache-dir", default=None, help="default: $FEDLAB_OUTPUT_ROOT/cache or outputs/cache")
+    cache.add_argument("--cache-dir", default=None,
+                       help="default: <output root>/cache (outputs/ of the checkout, or $FEDLAB_OUTPUT_ROOT)")
     data = sub.add_parser("data", help="real datasets: list, verify, prepare")
     dsub = data.add_subparsers(dest="data_command", required=True)
     dsub.add_parser("list", help="list the dataset manifests")
@@ -78,9 +80,10 @@ def _compare(args: argparse.Namespace) -> int:
 
     from fedlab.experiments.compare import compare
     from fedlab.federation.cache import RunCache
+    from fedlab.notebook import default_output_root
 
     out = Path(args.out)
-    cache = None if args.no_cache else RunCache(args.cache_dir or out.resolve().parent / "cache")
+    cache = None if args.no_cache else RunCache(args.cache_dir or default_output_root() / "cache")
     try:
         summary = compare(args.dataset, args.methods.split(","), preset=args.preset, seeds=args.seeds.split(","),
                           out=out, data_dir=args.data_dir, device=args.device, cache=cache)
@@ -96,9 +99,9 @@ def _compare(args: argparse.Namespace) -> int:
 
 def _cache(args: argparse.Namespace) -> int:
     from fedlab.federation.cache import RunCache
-    from fedlab.notebook import output_root
+    from fedlab.notebook import default_output_root
 
-    cache = RunCache(args.cache_dir or output_root() / "cache")
+    cache = RunCache(args.cache_dir or default_output_root() / "cache")
     if args.action == "info":
         print(f"{cache.root}: {len(cache.keys())} finished run(s)" + ("" if cache.enabled else " (disabled)"))
     else:
