@@ -11,7 +11,8 @@ from fedlab.cli import main
 from fedlab.experiments.compare import check_methods, check_seeds, seed_table
 
 
-def test_compare_smoke_writes_every_method_site_and_seed(tmp_path, capsys):
+def test_compare_smoke_writes_every_method_site_and_seed(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("FEDLAB_OUTPUT_ROOT", str(tmp_path / "root"))  # the run cache lives under the output root
     out = tmp_path / "out"
     code = main(["compare", "--dataset", "prostate", "--methods", "Local,FedAvg", "--preset", "smoke",
                  "--seeds", "0,1", "--out", str(out)])
@@ -35,6 +36,7 @@ def test_compare_smoke_writes_every_method_site_and_seed(tmp_path, capsys):
     assert main(["compare", "--dataset", "prostate", "--methods", "Local,FedAvg", "--preset", "smoke",
                  "--seeds", "0,1", "--out", str(tmp_path / "again")]) == 0
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "again" / "results.csv"), results)
+    assert len(list((tmp_path / "root" / "cache" / "runs").iterdir())) == 4  # 2 methods x 2 seeds
 
 
 @pytest.mark.parametrize(("args", "message"), [
@@ -44,7 +46,8 @@ def test_compare_smoke_writes_every_method_site_and_seed(tmp_path, capsys):
     (["--dataset", "mnist"], "mnist"),
     (["--preset", "huge"], "unknown preset 'huge'"),
 ])
-def test_bad_input_is_a_clear_error(args, message, tmp_path, capsys):
+def test_bad_input_is_a_clear_error(args, message, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("FEDLAB_OUTPUT_ROOT", str(tmp_path))
     assert main(["compare", "--preset", "smoke", "--out", str(tmp_path), *args]) == 2
     assert pytest.importorskip("re").search(message, capsys.readouterr().err)
 
