@@ -49,11 +49,6 @@ class Match:
     why: str
 
     @property
-    def complete(self) -> bool:
-        """Every site of the dataset is there (with the listed file counts)."""
-        return self.rank in (0, 2)
-
-    @property
     def kind(self) -> str:
         """"complete", "subset", "generic layout" or "partial"."""
         return _RANK_TEXT[self.rank]
