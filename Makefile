@@ -24,7 +24,7 @@ reproduce: $(STAMP)
 	$(BIN)/python -m fedlab.reproduce --preset $(PRESET)
 
 # Tests run tiny models, for which one CPU thread per process is fastest (and robust on a busy machine).
-TEST_ENV := FEDLAB_PRESET=smoke FEDLAB_PROGRESS=0 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+TEST_ENV := FEDLAB_PRESET=smoke TQDM_DISABLE=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 
 test: $(STAMP)
 	$(BIN)/python -m ruff check fedlab tests bench

@@ -5,6 +5,8 @@
     fedlab data verify NAME --root DIR           check a local copy against its manifest (a subset passes, warned)
     fedlab data prepare NAME --root DIR --size N preprocess and cache arrays for fast loading (never inside DIR)
     fedlab reproduce [--preset P ...]            run every notebook (``python -m fedlab.reproduce``)
+    fedlab compare --dataset D --methods A,B ... the paper's table over seeds, without a notebook
+    fedlab cache info|clear                      the run cache (finished training runs)
 """
 
 from __future__ import annotations
@@ -20,6 +22,24 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("info", help="print versions and the compute device")
     sub.add_parser("reproduce", help="execute every notebook (options: fedlab reproduce --help)")
+    cmp = sub.add_parser("compare", help="run methods over seeds and print the paper's table",
+                         description="Run methods on a dataset for several seeds; write results.csv, curves.csv "
+                                     "and summary.json to --out and print the table (mean ± std over seeds) "
+                                     "beside the LC-Fed paper's numbers.")
+    cmp.add_argument("--dataset", default="prostate", help="prostate, polyp, fundus (synthetic without "
+                     "--data-dir), or a real dataset (fedlab data list)")
+    cmp.add_argument("--methods", default="Local,FedAvg,FT,FedBN,FedRep,PRR-FL,LC-Fed",
+                     help="comma-separated strategy names (default: the paper's rows)")
+    cmp.add_argument("--preset", default="classroom", help="smoke, classroom or paper")
+    cmp.add_argument("--seeds", default="0", help="comma-separated seeds, e.g. 0,1,2")
+    cmp.add_argument("--out", default="outputs/compare", help="output folder")
+    cmp.add_argument("--data-dir", default="", help="real-data root (default: the embedded synthetic data)")
+    cmp.add_argument("--device", default="auto", help="auto, cpu, cuda, ...")
+    cmp.add_argument("--cache-dir", default=None, help="run cache folder (default: OUT/../cache)")
+    cmp.add_argument("--no-cache", action="store_true", help="neither reuse nor store finished runs")
+    cache = sub.add_parser("cache", help="the run cache: info or clear")
+    cache.add_argument("action", choices=["info", "clear"])
+    cache.add_argument("--cache-dir", default=None, help="default: $FEDLAB_OUTPUT_ROOT/cache or outputs/cache")
     data = sub.add_parser("data", help="real datasets: list, verify, prepare")
     dsub = data.add_subparsers(dest="data_command", required=True)
     lister = dsub.add_parser("list", help="list the dataset manifests, or what a folder holds")
@@ -78,6 +98,39 @@ def _list_folder(root: str) -> int:
     return 0
 
 
+def _compare(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from fedlab.experiments.compare import compare
+    from fedlab.federation.cache import RunCache
+
+    out = Path(args.out)
+    cache = None if args.no_cache else RunCache(args.cache_dir or out.resolve().parent / "cache")
+    try:
+        summary = compare(args.dataset, args.methods.split(","), preset=args.preset, seeds=args.seeds.split(","),
+                          out=out, data_dir=args.data_dir, device=args.device, cache=cache)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"\n{summary['title']}, preset {summary['preset']}, seeds {summary['seeds']}: IoU (%) and ASSD (px), "
+          "mean ± std over seeds; validation-selected models, test split")
+    print(summary["table"])
+    print(f"\nwrote {out}/results.csv, curves.csv, summary.json ({summary['wall_time_s']:.0f} s)")
+    return 0
+
+
+def _cache(args: argparse.Namespace) -> int:
+    from fedlab.federation.cache import RunCache
+    from fedlab.notebook import output_root
+
+    cache = RunCache(args.cache_dir or output_root() / "cache")
+    if args.action == "info":
+        print(f"{cache.root}: {len(cache.keys())} finished run(s)" + ("" if cache.enabled else " (disabled)"))
+    else:
+        print(f"removed {cache.clear()} run(s) from {cache.root}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 = success, 1 = data problems, 2 = usage / manifest)."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -91,6 +144,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         fedlab.print_config()
         return 0
+    if args.command == "compare":
+        return _compare(args)
+    if args.command == "cache":
+        return _cache(args)
     from fedlab.data.errors import DataError
     from fedlab.data.manifest import ManifestError
     from fedlab.data.prepare import prepare

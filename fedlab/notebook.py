@@ -22,6 +22,7 @@ import pandas as pd
 import torch
 
 from fedlab.config import DATA_DIR_ENV, PRESET_ENV, Config, get_config
+from fedlab.federation.cache import RunCache
 from fedlab.reproducibility import run_receipt, seed_everything, select_device
 
 OUTPUT_ROOT_ENV = "FEDLAB_OUTPUT_ROOT"
@@ -54,6 +55,12 @@ class NotebookRun:
     def preset(self) -> str:
         """The preset name."""
         return self.config.preset
+
+    @property
+    def cache(self) -> RunCache:
+        """The run cache shared by every notebook writing under the same output root
+        (``<output root>/cache``): a run another lesson already trained is not trained again."""
+        return RunCache(self.output_dir.parent / "cache")
 
     @property
     def synthetic(self) -> bool:
@@ -116,8 +123,13 @@ def start_run(notebook: str, preset: str = "classroom", seed: int = 0, data_dir:
             f"DATA_DIR={data_dir!r} does not exist. Set DATA_DIR='' to use the embedded synthetic data, or "
             "point it at a dataset laid out as its manifest in data_manifests/ describes.")
     seed_everything(seed)
-    out = Path(output_dir) if output_dir else Path(os.environ.get(OUTPUT_ROOT_ENV) or "outputs") / notebook
+    out = Path(output_dir) if output_dir else output_root() / notebook
     return NotebookRun(notebook, config, int(seed), str(data_dir), select_device(device), out)
+
+
+def output_root() -> Path:
+    """Where results go: ``$FEDLAB_OUTPUT_ROOT``, else ``outputs`` (relative to the working directory)."""
+    return Path(os.environ.get(OUTPUT_ROOT_ENV) or "outputs")
 
 
 def _describe_data(data: object | None, data_dir: str) -> dict:

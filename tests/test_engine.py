@@ -37,22 +37,18 @@ def test_fedavg_with_one_client_and_fresh_adam_differs_from_local(toy_federation
     assert not _equal_states(fed.site_models[0].state_dict(), local.site_models[0].state_dict())
 
 
-class _Spy(Strategy):
-    """Records, per round, how many parameters already have optimiser state when local training starts."""
+def _spy(base: type[Strategy]) -> Strategy:
+    """``base`` that records, per round, how many parameters have optimiser state when local training starts."""
 
-    def __init__(self, base: type[Strategy]) -> None:
-        super().__init__()
-        self.base = base
-        self.seen: dict[int, list[int]] = {}
+    class Spy(base):
+        def client_update(self, client, message, round):
+            self.prepare_round(client, message)
+            self.seen.setdefault(round, []).append(len(client.optimizer.state))
+            return self.reply(client, client.train(self.config.local_steps))
 
-    def param_split(self, model):
-        return self.base().param_split(model)
-
-    def client_update(self, client, round):
-        self.seen.setdefault(round, []).append(len(client.optimizer.state))
-        if self.base is Local:
-            return Local.client_update(self, client, round)
-        return super().client_update(client, round)
+    spy = Spy()
+    spy.seen = {}
+    return spy
 
 
 @pytest.mark.parametrize(("base", "optimizer_state", "fresh_at_round_2"), [
@@ -60,8 +56,7 @@ class _Spy(Strategy):
 ])
 def test_client_optimiser_state_at_the_start_of_round_2(toy_federation, tiny_config, base, optimizer_state,
                                                         fresh_at_round_2):
-    spy = _Spy(base)
-    spy.overwrites_weights = base.overwrites_weights
+    spy = _spy(base)
     run_federation(spy, toy_federation, tiny_config.replace(optimizer_state=optimizer_state, rounds=2),
                    select="last", progress=False)
     assert spy.seen[1] == [0, 0, 0]  # nothing has stepped yet
@@ -140,10 +135,10 @@ class _CrashingFedAvg(FedAvg):
         super().__init__()
         self.crash_round = crash_round
 
-    def aggregate(self, updates, round):
+    def aggregate(self, round, replies, state):
         if round == self.crash_round:
             raise _CrashError(f"killed in round {round}")
-        return super().aggregate(updates, round)
+        return super().aggregate(round, replies, state)
 
 
 def test_checkpoint_resume_after_crash_gives_identical_history(toy_federation, tiny_config, tmp_path):

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from fedlab.federation.strategies.base import Strategy, Update
+from fedlab.federation.messages import Message, Reply
+from fedlab.federation.strategies.base import ServerState, Strategy
 from fedlab.federation.strategies.centralized import Centralized
 from fedlab.federation.strategies.fedavg import FedAvg
 from fedlab.federation.strategies.fedbn import FedBN
@@ -42,5 +43,5 @@ def get_strategy(name: str, **kwargs: object) -> Strategy:
 
 __all__ = [
     "PRRFL", "STRATEGIES", "Centralized", "FedAvg", "FedBN", "FedPer", "FedProx", "FedRep", "FedSGD", "FineTune",
-    "LCFed", "Local", "Strategy", "Update", "get_strategy",
+    "LCFed", "Local", "Message", "Reply", "ServerState", "Strategy", "get_strategy",
 ]
