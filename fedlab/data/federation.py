@@ -13,9 +13,10 @@ Data are tensors so that a site's data can live on the training device for the w
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
+import pandas as pd
 import torch
 
 TASKS = ("segmentation", "classification")
@@ -120,6 +121,10 @@ class Federation:
         labels: Names of the label channels (segmentation) or of the positive class.
         synthetic: True for the embedded synthetic stand-ins; shown in every table and plot title.
         source: Where the data came from (generator + seed, or a folder and its manifest).
+        provenance: What a real-data loader found and decided: dataset, manifest, manifest_sha256, layout,
+            data_dir, ``found`` (which layout the folder matched and why), ``subset`` (what is missing),
+            ``site_letters`` (the paper's letter of each site), ``reference`` (the published table the
+            dataset is compared with). Empty for synthetic data.
     """
 
     name: str
@@ -128,6 +133,7 @@ class Federation:
     labels: tuple[str, ...] = ("foreground",)
     synthetic: bool = True
     source: str = ""
+    provenance: Mapping[str, object] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "sites", tuple(self.sites))
@@ -198,6 +204,21 @@ class Federation:
     def title(self) -> str:
         """Human label with the provenance, e.g. "prostate (synthetic)"."""
         return f"{self.name} ({'synthetic' if self.synthetic else 'real'})"
+
+    def sizes(self) -> pd.DataFrame:
+        """Samples per site and split: rows = sites in order, columns ``train``, ``val``, ``test``."""
+        rows = {s.name: {"train": len(s.train), "val": len(s.val) if s.val is not None else 0, "test": len(s.test)}
+                for s in self.sites}
+        return pd.DataFrame.from_dict(rows, orient="index", columns=["train", "val", "test"]).rename_axis("site")
+
+    def describe(self) -> str:
+        """A few lines for a notebook: title, sites, source and, for real data, what the loader found."""
+        lines = [f"{self.title}: {len(self)} sites ({', '.join(self.site_names)}), labels {list(self.labels)}",
+                 f"source: {self.source}"]
+        for key in ("found", "subset"):
+            if self.provenance.get(key):
+                lines.append(f"{key}: {self.provenance[key]}")
+        return "\n".join(lines)
 
     def to(self, device: torch.device | str) -> Federation:
         """Copy every site's data to ``device`` (do this once per run)."""
