@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from fedlab.config import PRESETS, get_config
 from fedlab.data.loading import load_federation
-from fedlab.experiments.lcfed import paper_table, reference_table, results_frame, run_methods
+from fedlab.experiments.lcfed import paper_table, reference_table, results_frame, run_methods, side_by_side
 from fedlab.federation.cache import RunCache
 from fedlab.federation.identity import code_version
 from fedlab.federation.strategies import STRATEGIES
@@ -133,7 +133,7 @@ def compare(dataset: str, methods: Sequence[str], preset: str = "classroom", see
             bar.update()
         results.append(results_frame(histories))
         curves.append(curves_frame(histories))
-        tables.append(paper_table(histories))
+        tables.append(paper_table(histories, federation=federation))
     bar.close()
     results_df, curves_df = pd.concat(results, ignore_index=True), pd.concat(curves, ignore_index=True)
     results_df.to_csv(out / "results.csv", index=False)
@@ -141,14 +141,14 @@ def compare(dataset: str, methods: Sequence[str], preset: str = "classroom", see
 
     ours = seed_table(tables)
     label = f"ours ({'synthetic' if federation.synthetic else 'real'}, {len(seeds)} seed{'s' * (len(seeds) > 1)})"
-    reference = reference_table(dataset) if dataset in ("prostate", "polyp", "fundus") else None
-    shown = pd.concat({label: ours}, names=["source"])
-    if reference is not None:
-        cols = [c for c in ours.columns if c in reference.columns]
-        reference = reference.loc[[m for m in ours.index if m in reference.index]]
-        shown = pd.concat({label: ours[cols], "paper (real data, 384 px)": reference[cols].round(2).astype(str)},
-                          names=["source"])
+    reference = reference_table(federation)  # None unless the paper reports this dataset (sites by their letters)
     stacked = pd.concat(tables, keys=seeds, names=["seed"])
+    means = stacked.groupby(level="method", sort=False).mean()
+    both = side_by_side(means, reference, labels=(label, "paper (real data, 384 px)"))
+    both = both.loc[[m for m in ours.index]]  # the paper's rows of the methods we ran
+    shown = both.round(2).astype(str)
+    for method in ours.index:  # our cells as "mean ± std" over seeds
+        shown.loc[(method, label), :] = ours.loc[method, shown.columns].to_numpy()
     summary = {
         "command": "fedlab compare", "dataset": dataset, "title": federation.title,
         "synthetic": bool(federation.synthetic), "source": federation.source, "data_dir": str(data_dir),
@@ -157,7 +157,7 @@ def compare(dataset: str, methods: Sequence[str], preset: str = "classroom", see
         "wall_time_s": round(time.perf_counter() - tic, 2),
         "mean": _nested(stacked.groupby(level="method", sort=False).mean()),
         "std": _nested(stacked.groupby(level="method", sort=False).std(ddof=1)) if len(seeds) > 1 else None,
-        "reference_shown": reference is not None, "table": shown.to_string(),
+        "reference_shown": reference is not None, "table": shown.to_string(), "note": both.attrs.get("note", ""),
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
     return summary
