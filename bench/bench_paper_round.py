@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import time
 from pathlib import Path
@@ -78,7 +79,8 @@ def main() -> None:
         "seconds_per_local_step": step_s, "seconds_per_scored_image": score_s,
         "eval_images_per_evaluation": eval_images,
         "estimated_seconds_per_round": round_s, "estimated_hours_for_300_rounds": round_s * paper.rounds / 3600,
-        "peak_memory_mib": peak_memory_mib(device), "device": device_info(device), "versions": package_versions(),
+        "peak_memory_mib": peak_memory_mib(device), "load_average_1min": os.getloadavg()[0],
+        "torch_threads": torch.get_num_threads(), "device": device_info(device), "versions": package_versions(),
     }
     out = Path(__file__).parent / "results" / f"paper_round_{device.type}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
