@@ -21,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from fedlab.config import DATA_DIR_ENV, PRESET_ENV, Config, get_config
+from fedlab.config import DATA_DIR_ENV, Config, get_config
 from fedlab.reproducibility import run_receipt, seed_everything, select_device
 
 OUTPUT_ROOT_ENV = "FEDLAB_OUTPUT_ROOT"
@@ -94,7 +94,7 @@ class NotebookRun:
 
 
 def start_run(notebook: str, preset: str = "classroom", seed: int = 0, data_dir: str = "", device: str = "auto",
-              output_dir: str = "") -> NotebookRun:
+              output_dir: str = "", family: str = "segmentation") -> NotebookRun:
     """Resolve a notebook's parameters (with environment fallbacks), seed, and pick the device.
 
     Args:
@@ -104,12 +104,13 @@ def start_run(notebook: str, preset: str = "classroom", seed: int = 0, data_dir:
         data_dir: Real-data folder ("" = embedded synthetic data); ``$FEDLAB_DATA_DIR`` wins when set.
         device: "auto", "cpu", "cuda", ...
         output_dir: Where to write results ("" = ``$FEDLAB_OUTPUT_ROOT/<notebook>``, default ``outputs/<notebook>``).
+        family: Preset family of the lesson, "segmentation" or "tabular" (see :func:`fedlab.config.get_config`).
 
     Raises:
         ValueError: for an unknown preset.
         FileNotFoundError: when the data folder does not exist.
     """
-    config = get_config(os.environ.get(PRESET_ENV) or preset)
+    config = get_config(preset, family=family)
     data_dir = os.environ.get(DATA_DIR_ENV) or data_dir or ""
     if data_dir and not Path(data_dir).exists():
         raise FileNotFoundError(
