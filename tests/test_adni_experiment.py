@@ -236,7 +236,9 @@ def test_fedsgd_needs_more_rounds_than_fedavg(table):
     fed = adni_federation(table, seed=0)
     curves = communication_curves(fed, SMOKE, seed=0, device="cpu", rounds=40, points=8)
     gap = curves.pivot(index="round", columns="method", values="gap")
-    assert (gap > -1e-7).all().all() and (gap.diff().iloc[1:] < 1e-9).all().all()  # both descend toward F(theta*)
+    assert (gap > -1e-7).all().all()  # nobody beats the exact optimum
+    assert (gap["FedSGD"].diff().iloc[1:] < 0).all()  # gradient descent with lr < 2/L descends at every step
+    assert gap["FedAvg"].iloc[-1] < 0.2 * gap["FedAvg"].iloc[0]  # mini-batch SGD descends, not monotonically
     hit = rounds_to_target(curves).set_index("method")
     assert hit.loc["FedSGD", "rounds"] > hit.loc["FedAvg", "rounds"]
     assert hit.loc["FedSGD", "bytes"] > hit.loc["FedAvg", "bytes"]

@@ -324,7 +324,7 @@ def step_size_check(federation: Federation, config: TabularConfig) -> dict[str, 
 # --- communication: rounds and bytes to a target ------------------------------------------------
 def communication_curves(federation: Federation, config: TabularConfig, seed: int = 0,
                          device: str | torch.device = "auto", methods: Sequence[str] = ("FedAvg", "FedSGD"),
-                         rounds: int | None = None, points: int = 12, num_threads: int | None = 1) -> pd.DataFrame:
+                         rounds: int | None = None, points: int = 16, num_threads: int | None = 1) -> pd.DataFrame:
     """Distance to the optimum, test AUC and bytes sent after a log-spaced set of rounds, for each method.
 
     The engine keeps no per-round models, so the run is repeated for each number of rounds ``r`` of the grid;
