@@ -2,6 +2,7 @@
 #   make reproduce   execute every notebook (PRESET=classroom by default) into outputs/<notebook>/
 #   make test        the whole test suite (notebooks executed with the smoke preset)
 # Variables: PRESET=smoke|classroom|paper, PYTHON=python3, TORCH_SPEC (e.g. a CUDA build of torch).
+# The flower extra (Flower 1.42, Python >= 3.11) is installed so that notebook 05 and its tests run a deployment.
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -17,7 +18,7 @@ STAMP := $(VENV)/.fedlab-installed
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q $(TORCH_SPEC)
-	$(BIN)/python -m pip install -q -e ".[notebooks,dev]"
+	$(BIN)/python -m pip install -q -e ".[notebooks,dev,flower]"
 	@touch $(STAMP)
 
 reproduce: $(STAMP)
