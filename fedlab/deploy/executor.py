@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import io
 import os
 import signal
 import sys
@@ -25,6 +26,9 @@ import time
 
 #: Flower releases whose internals this executor was written against (major.minor).
 TESTED_FLOWER = ("1.42",)
+#: What a fedlab task imports: loaded once here instead of in every task.
+PRELOAD = ("fedlab.deploy.flower", "fedlab.data.synthetic", "fedlab.data.partition", "fedlab.data.real",
+           "torch.utils.serialization")
 
 
 def compatible() -> tuple[bool, str]:
@@ -83,8 +87,9 @@ def _run_task(kind: str, address: str, token: str) -> int:
     return 0
 
 
-def _loop(kind: str, address: str, poll: float, parent: int) -> None:
-    """Poll one Runtime API for tasks of ``kind``; run each in a forked child, one at a time."""
+def _loop(kind: str, address: str, poll: float, max_poll: float, parent: int) -> None:
+    """Poll one Runtime API for tasks of ``kind``; run each in a forked child, one at a time. The interval is
+    ``poll`` right after a task and grows by half per empty poll up to ``max_poll`` (little CPU when idle)."""
     from flwr.proto.runtime_pb2 import AcquireTaskRequest
     from flwr.supercore.interceptors import RuntimeVersionHttpInterceptor
     from flwr.supercore.retry import make_simple_http_retry_invoker
@@ -94,11 +99,14 @@ def _loop(kind: str, address: str, poll: float, parent: int) -> None:
         server_address=address, insecure=True, root_certificates=None,
         interceptors=[RuntimeVersionHttpInterceptor(component_name="SuperExec")],
         retry_invoker=make_simple_http_retry_invoker())
+    wait = poll
     while os.getppid() == parent:  # the executor's main process is gone: stop
         res = client.AcquireTask(AcquireTaskRequest(supported_task_types=[kind]))
         if not (res.HasField("task") and res.token):
-            time.sleep(poll)
+            time.sleep(wait)
+            wait = min(wait * 1.5, max(max_poll, poll))
             continue
+        wait = poll
         tic = time.perf_counter()
         pid = os.fork()
         if pid == 0:
@@ -116,8 +124,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m fedlab.deploy.executor", description=__doc__.split("\n\n")[0])
     parser.add_argument("--clientapp-api", action="append", default=[], help="a SuperNode's Runtime API host:port")
     parser.add_argument("--serverapp-api", default="", help="the SuperLink's Runtime API host:port")
-    parser.add_argument("--poll", type=float, default=0.1, help="seconds between polls of an idle Runtime API")
-    parser.add_argument("--preload", action="append", default=["fedlab.deploy.flower"],
+    parser.add_argument("--poll", type=float, default=0.05, help="seconds between polls right after a task")
+    parser.add_argument("--max-poll", type=float, default=1.0, help="seconds between polls of a long-idle API")
+    parser.add_argument("--preload", action="append", default=list(PRELOAD),
                         help="modules to import once, before forking")
     args = parser.parse_args(argv)
     ok, why = compatible()
@@ -130,6 +139,10 @@ def main(argv: list[str] | None = None) -> None:
     for module in args.preload:
         importlib.import_module(module)
     torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)  # the first optimiser imports torch._dynamo
+    buffer = io.BytesIO()
+    torch.save({"x": torch.zeros(1)}, buffer)  # and the first save / weights-only load their helpers
+    buffer.seek(0)
+    torch.load(buffer, weights_only=True)
     print(f"[executor {os.getpid()}] preloaded {args.preload} in {time.perf_counter() - tic:.2f} s", flush=True)
     loops = [(TaskType.CLIENT_APP, a) for a in args.clientapp_api]
     if args.serverapp_api:
@@ -140,7 +153,7 @@ def main(argv: list[str] | None = None) -> None:
         if pid == 0:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.SIG_DFL)
-            _loop(kind, address, args.poll, parent)
+            _loop(kind, address, args.poll, args.max_poll, parent)
             os._exit(0)
         children.append(pid)
 

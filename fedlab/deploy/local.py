@@ -11,8 +11,9 @@ Task execution (``executor``):
 
 * ``"warm"`` (default): SuperLink and SuperNodes with ``--isolation process`` and one
   :mod:`fedlab.deploy.executor` that imports torch, MONAI and fedlab once and forks a process per task;
-  SuperNodes started through :mod:`fedlab.deploy.supernode` (idle poll 0.2 s instead of 3 s). When the
-  installed Flower's internals differ from the tested ones, it falls back to ``"process"`` with a warning.
+  SuperNodes started through :mod:`fedlab.deploy.supernode` (an adaptive poll of 0.05 to 1 s instead of 3 s).
+  When the installed Flower's internals differ from the tested ones, it falls back to ``"process"`` with a
+  warning.
 * ``"process"``: the same, with Flower's own ``flower-superexec`` per SuperNode (a new Python process per
   message, which imports everything again).
 * ``"subprocess"``: Flower's defaults (each SuperNode and the SuperLink start their own executor).
@@ -88,6 +89,20 @@ def process_tree(pid: int) -> list[int]:
     return out
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds used so far by the processes ``pids`` (Linux: read from /proc; 0 elsewhere)."""
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    total = 0.0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
+
+
 def pid_alive(pid: int) -> bool:
     """True when process ``pid`` exists and is not a zombie."""
     try:
@@ -135,9 +150,9 @@ class LocalDeployment:
         data_dirs: Each node's data folder: one folder for all, or ``{site: folder}``; "" = the embedded
             synthetic data (generated on the node from the run's seed and preset, exactly the simulator's).
         work_dir: Where logs, Flower's homes and run results go (default: a new temporary folder, removed by
-            :meth:`stop` unless ``keep=True``).
+            :meth:`stop` unless ``keep=True`` or something failed: the error names the log to read).
         executor: "warm", "process" or "subprocess" (see the module docstring).
-        fast_poll: Start SuperNodes with the shorter idle poll (:mod:`fedlab.deploy.supernode`).
+        fast_poll: Start SuperNodes with the adaptive 0.05-1 s poll (:mod:`fedlab.deploy.supernode`).
         threads: Torch / OpenMP threads of every process.
         start_timeout: Seconds to wait for each process to come up.
         reply_timeout: Seconds the server waits for a node's reply in one round before it fails the run.
@@ -188,9 +203,12 @@ class LocalDeployment:
         threads = str(self.threads)
         env = dict(os.environ, FLWR_HOME=str(self.work_dir / "flwr_home" / name), FLWR_TELEMETRY_ENABLED="0",
                    FLWR_DISABLE_UPDATE_CHECK="1", OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads,
-                   FEDLAB_NODE_THREADS=threads, FEDLAB_SUPERNODE_POLL="0.2", FLWR_SUPEREXEC_TASK_POLL_INTERVAL="0.1",
-                   PYTHONUNBUFFERED="1", TQDM_DISABLE="1",
+                   FEDLAB_NODE_THREADS=threads, FEDLAB_SUPERNODE_POLL="0.05,1.0",
+                   FLWR_SUPEREXEC_TASK_POLL_INTERVAL="0.1",
+                   PYTHONUNBUFFERED="1", TQDM_DISABLE="1",  # Flower starts its own commands by name: put ours first
+                   PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
                    PYTHONPATH=os.pathsep.join([root] + [p for p in [os.environ.get("PYTHONPATH", "")] if p]))
+        env["FEDLAB_NODE_SITE_CACHE"] = str(self.work_dir / "site-cache")  # a node generates its synthetic site once
         Path(env["FLWR_HOME"]).mkdir(parents=True, exist_ok=True)
         return env
 
@@ -225,6 +243,7 @@ class LocalDeployment:
             time.sleep(0.05)
 
     def _process_error(self, name: str, what: str) -> DeploymentError:
+        self.keep = True  # the error names a log file: keep it
         site = name.removeprefix("supernode-") if name.startswith("supernode-") else ""
         folder = self.nodes[site].data_dir if site in self.nodes else ""
         tail = ""
@@ -290,7 +309,8 @@ class LocalDeployment:
         (home / "config.toml").write_text(f'[superlink]\ndefault = "{FEDERATION_NAME}"\n\n'
                                           f'[superlink.{FEDERATION_NAME}]\naddress = "127.0.0.1:{link}"\n'
                                           "insecure = true\n")
-        supernode = ([sys.executable, "-m", "fedlab.deploy.supernode"] if self.fast_poll
+        # The wrapper runs as a script (-P: its folder not on sys.path), so a SuperNode never imports fedlab and torch.
+        supernode = ([sys.executable, "-P", str(Path(__file__).with_name("supernode.py"))] if self.fast_poll
                      else [self._tool("flower-supernode")])
         for site, node in self.nodes.items():
             port = self.ports[f"supernode-{site}"] = free_port()
@@ -304,7 +324,7 @@ class LocalDeployment:
             apis = [x for site in self.nodes
                     for x in ("--clientapp-api", f"127.0.0.1:{self.ports[f'supernode-{site}']}")]
             self._start("executor", [sys.executable, "-m", "fedlab.deploy.executor", "--serverapp-api",
-                                     f"127.0.0.1:{link}", *apis, "--poll", "0.1"])
+                                     f"127.0.0.1:{link}", *apis, "--poll", "0.05", "--max-poll", "1.0"])
             self._wait_log("executor", "preloaded")
         elif executor == "process":
             self._start("superexec-server", [self._tool("flower-superexec"), "--insecure", "--runtime-api-address",
@@ -456,6 +476,7 @@ class LocalDeployment:
                         bar.update(len(lines) - seen)
                         seen = len(lines)
                 if time.monotonic() > deadline:
+                    self.keep = True
                     raise DeploymentError(f"run {run_id} did not finish within the time allowed; see the logs in "
                                           f"{self.work_dir / 'logs'}", node="superlink", log=self.logs["superlink"])
                 time.sleep(0.1)
@@ -468,21 +489,28 @@ class LocalDeployment:
             site = status.get("site", "")
             log = self.logs.get(f"supernode-{site}") if site else None
             log = self.logs.get("executor", log) if site and self.executor_used == "warm" else log
-            raise DeploymentError(f"run {run_id} failed: {status['error']}", node=status.get("node", ""), site=site,
-                                  folder=status.get("folder", ""), log=log)
+            flower = self._run_facts(run_id).get("status") or "unknown"
+            self.keep = True  # the error names a log file: keep it
+            raise DeploymentError(f"run {run_id} failed (Flower's status: {flower}): {status['error']}",
+                                  node=status.get("node", ""), site=site, folder=status.get("folder", ""), log=log)
         history = History.load(out / "history.json")
         history.info["flower"] = {"run_id": run_id, "executor": self.executor_used, "timings": timings,
                                   **self._run_facts(run_id)}
         return history
 
+    def flower_runs(self) -> list[dict]:
+        """Flower's record of every run submitted to this deployment (``flwr ls``): id, status, bytes, times."""
+        return list(self._flwr("ls", FEDERATION_NAME).get("runs", []))
+
     def _run_facts(self, run_id: str) -> dict:
         """Flower's record of a run once it has finished: status, bytes on the wire, compute time."""
         facts: dict = {}
-        for _ in range(40):
+        end = time.monotonic() + 30.0
+        while True:  # the ServerApp has written its result; Flower marks the run finished when its task ends
             answer = self._flwr("ls", FEDERATION_NAME, "--run-id", run_id)
             runs = answer.get("runs", [answer])
             facts = runs[0] if runs else {}
-            if str(facts.get("status", "")).startswith("finished"):
+            if str(facts.get("status", "")).startswith("finished") or time.monotonic() > end:
                 break
             time.sleep(0.25)
         return {"status": facts.get("status", ""), "network_traffic": facts.get("network-traffic", {}),

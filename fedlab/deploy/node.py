@@ -11,6 +11,9 @@ process, so :class:`NodeRun` is rebuilt for each message from the spec and the s
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,17 +21,21 @@ from pathlib import Path
 import torch
 
 from fedlab.data.errors import DataError
-from fedlab.data.federation import Site
+from fedlab.data.federation import Site, Split
 from fedlab.data.loading import load_federation
 from fedlab.deploy.fingerprints import site_fingerprint, state_fingerprint
 from fedlab.deploy.runspec import RunSpec
 from fedlab.federation.evaluation import FULL_METRICS, evaluate
 from fedlab.federation.history import History
+from fedlab.federation.identity import code_version
 from fedlab.federation.messages import Message, Reply
 from fedlab.federation.simulation import build_network, evaluate_site_round, kept_model
 from fedlab.reproducibility import select_device
 
 NODE_CONFIG_KEYS = ("dataset", "data-dir", "site", "device")
+#: A folder where a node keeps the synthetic site it generated, so the next message of the run loads it instead
+#: of generating it again (set by LocalDeployment; unset = generate for every message).
+SITE_CACHE_ENV = "FEDLAB_NODE_SITE_CACHE"
 
 
 class NodeDataError(DataError):
@@ -104,6 +111,10 @@ def load_site(spec: RunSpec, node: NodeConfig, node_id: str = "") -> tuple[Site,
         raise NodeDataError("the data folder does not exist; start the node with data-dir=\"<the folder holding "
                             f"{dataset}>\" (or data-dir=\"\" for the embedded synthetic data)", **fail)
     data = spec.data
+    cached = _site_cache(spec, node)
+    if cached is not None and cached.exists():
+        saved = torch.load(cached, weights_only=True)
+        return _site_from_state(saved["site"]), saved["fingerprint"]
     try:
         if node.data_dir:
             federation = load_federation(node.dataset or dataset, node.data_dir, config=spec.build_config(),
@@ -118,7 +129,38 @@ def load_site(spec: RunSpec, node: NodeConfig, node_id: str = "") -> tuple[Site,
     if node.site not in federation.site_names:
         raise NodeDataError(f"the data hold sites {federation.site_names}, not site {node.site!r}", **fail)
     site = federation[node.site]
-    return site, site_fingerprint(site, federation.name, federation.task, federation.labels)
+    fingerprint = site_fingerprint(site, federation.name, federation.task, federation.labels)
+    if cached is not None:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        partial = cached.with_suffix(f".{os.getpid()}.tmp")
+        torch.save({"site": _site_state(site), "fingerprint": fingerprint}, partial)
+        partial.replace(cached)  # atomic: a concurrent reader sees the whole file or none
+    return site, fingerprint
+
+
+def _site_cache(spec: RunSpec, node: NodeConfig) -> Path | None:
+    """Where the node's generated synthetic site is kept (None: real data, or no cache folder set)."""
+    folder = os.environ.get(SITE_CACHE_ENV)
+    if not folder or node.data_dir:
+        return None
+    key = json.dumps([node.dataset or spec.federation["name"], node.site, spec.config, spec.data, code_version()],
+                     sort_keys=True)
+    return Path(folder) / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.pt"
+
+
+def _site_state(site: Site) -> dict:
+    def split(s: Split | None) -> dict | None:
+        return None if s is None else {"x": s.x, "y": s.y, "groups": s.groups}
+
+    return {"name": site.name, "train": split(site.train), "val": split(site.val), "test": split(site.test),
+            "metadata": site.metadata}
+
+
+def _site_from_state(state: dict) -> Site:
+    def split(s: dict | None) -> Split | None:
+        return None if s is None else Split(s["x"], s["y"], s["groups"])
+
+    return Site(state["name"], split(state["train"]), split(state["test"]), split(state["val"]), state["metadata"])
 
 
 class NodeRun:

@@ -52,6 +52,12 @@ class _Nodes:
     def site(self, node: int) -> str:
         return self.info.get(node, {}).get("site", "")
 
+    def order(self, node: int) -> tuple[int, int]:
+        """Sort key: the node's site position in the run (nodes of unknown site last, by id)."""
+        sites = self.spec.site_names
+        site = self.site(node)
+        return (sites.index(site), 0) if site in sites else (len(sites), node)
+
     def folder(self, node: int) -> str:
         return self.info.get(node, {}).get("data_dir", "")
 
@@ -72,14 +78,20 @@ def _exchange(grid: Grid, messages: list[FlowerMessage], nodes: _Nodes, spec: Ru
     pending, replies = set(ids), {}
     end = time.monotonic() + spec.reply_timeout
     while pending:
-        for reply in grid.pull_messages(list(pending)):
+        errors = {}
+        for reply in grid.pull_messages(sorted(pending)):
             mid = reply.metadata.reply_to_message_id
             pending.discard(mid)
-            node = dst[mid]
             if reply.has_error():
-                raise nodes.fail(node, f"{what} failed: {reply.error.reason} (Flower error code {reply.error.code}); "
-                                       "the run stops rather than averaging over fewer sites")
-            replies[node] = reply
+                errors[dst[mid]] = reply.error
+            else:
+                replies[dst[mid]] = reply
+        if errors:  # named in site order, whatever order the replies came in
+            failed = sorted(errors, key=nodes.order)
+            first = errors[failed[0]]
+            others = f"; site(s) {[nodes.site(n) or n for n in failed[1:]]} failed too" if failed[1:] else ""
+            raise nodes.fail(failed[0], f"{what} failed: {first.reason} (Flower error code {first.code}){others}; "
+                                        "the run stops rather than averaging over fewer sites")
         if pending:
             if time.monotonic() > end:
                 late = sorted(dst[m] for m in pending)

@@ -4,7 +4,8 @@ its Figure (no ``plt.show()``).
 * :mod:`fedlab.viz.federation`: sites and their heterogeneity, training curves, per-site bars,
   cross-site heatmaps, layer-sharing strips (lessons 01-03);
 * :mod:`fedlab.viz.lcfed`: LC-Fed's gates and calibration steps (lesson 03);
-* :mod:`fedlab.viz.classification`: the tabular comparison (lesson 04).
+* :mod:`fedlab.viz.classification`: the tabular comparison (lesson 04);
+* :mod:`fedlab.viz.deploy`: a local Flower deployment's processes and round times (lesson 05).
 
 Everything public is also importable from ``fedlab.viz`` directly.
 """
@@ -16,6 +17,7 @@ from fedlab.viz.classification import (
     plot_metrics_by_setting,
     plot_settings_diagram,
 )
+from fedlab.viz.deploy import plot_deployment, plot_round_times
 from fedlab.viz.federation import (
     plot_cross_site,
     plot_intensity_histograms,
@@ -33,11 +35,13 @@ __all__ = [
     "plot_communication",
     "plot_cross_matrix",
     "plot_cross_site",
+    "plot_deployment",
     "plot_intensity_histograms",
     "plot_layer_sharing",
     "plot_learning_curves",
     "plot_metric_vs_bytes",
     "plot_metrics_by_setting",
+    "plot_round_times",
     "plot_settings_diagram",
     "plot_site_bars",
     "plot_site_gates",
