@@ -9,6 +9,9 @@ The same :class:`~fedlab.federation.strategies.base.Strategy` object that runs i
 * :mod:`fedlab.deploy.runspec`: what every process of a deployment needs to rebuild the run;
 * :mod:`fedlab.deploy.node`: what a SuperNode does with its own data (no Flower inside);
 * :mod:`fedlab.deploy.records`: fedlab messages and client state as Flower records;
+* :mod:`fedlab.deploy.server`: the ServerApp's round loop, returning a History;
+* :mod:`fedlab.deploy.compare`: a simulated and a deployed History side by side;
+* :mod:`fedlab.deploy.fingerprints`: hashes of a site's data and of model tensors (models stay on the nodes);
 * :mod:`fedlab.deploy.executor` and :mod:`fedlab.deploy.supernode`: a warm task executor and a shorter
   SuperNode poll, the two pieces that bring a local deployment's round overhead down to seconds.
 
@@ -18,7 +21,7 @@ names the extra to install.
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 
 #: The optional extra that installs Flower, and the Flower releases this adapter was tested with.
 FLOWER_EXTRA = "fedlab-med[flower]"
@@ -26,11 +29,12 @@ FLOWER_VERSIONS = ">=1.42,<1.43"
 
 
 def flower_available() -> bool:
-    """True when the ``flwr`` package can be imported."""
+    """True when the ``flwr`` package imports (a broken installation counts as absent)."""
     try:
-        return importlib.util.find_spec("flwr") is not None
-    except (ImportError, ValueError):
+        importlib.import_module("flwr")
+    except ImportError:
         return False
+    return True
 
 
 def require_flower() -> None:

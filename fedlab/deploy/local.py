@@ -154,6 +154,7 @@ class LocalDeployment:
         executor: "warm", "process" or "subprocess" (see the module docstring).
         fast_poll: Start SuperNodes with the adaptive 0.05-1 s poll (:mod:`fedlab.deploy.supernode`).
         threads: Torch / OpenMP threads of every process.
+        device: Where the nodes train ("cpu": bit for bit equal to a CPU simulation; "cuda", "auto").
         start_timeout: Seconds to wait for each process to come up.
         reply_timeout: Seconds the server waits for a node's reply in one round before it fails the run.
         keep: Keep ``work_dir`` after :meth:`stop` (logs for a post-mortem).
@@ -167,7 +168,7 @@ class LocalDeployment:
 
     def __init__(self, sites: Sequence[str], *, dataset: str = "", data_dirs: Mapping[str, str] | str = "",
                  work_dir: str | Path | None = None, executor: str = "warm", fast_poll: bool = True,
-                 threads: int = 1, start_timeout: float = 120.0, reply_timeout: float = 300.0,
+                 threads: int = 1, device: str = "cpu", start_timeout: float = 120.0, reply_timeout: float = 300.0,
                  keep: bool = False) -> None:
         if executor not in EXECUTORS:
             raise ValueError(f"executor must be one of {EXECUTORS}, got {executor!r}")
@@ -178,7 +179,8 @@ class LocalDeployment:
         unknown = sorted(set(folders) - set(sites))
         if unknown:
             raise ValueError(f"data_dirs names sites {unknown} that have no SuperNode (sites: {sites})")
-        self.nodes = {s: NodeConfig(site=s, dataset=dataset, data_dir=str(folders.get(s, ""))) for s in sites}
+        self.nodes = {s: NodeConfig(site=s, dataset=dataset, data_dir=str(folders.get(s, "")), device=device)
+                      for s in sites}
         self.sites = sites
         self.executor = executor
         self.fast_poll = fast_poll
@@ -209,6 +211,9 @@ class LocalDeployment:
                    PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
                    PYTHONPATH=os.pathsep.join([root] + [p for p in [os.environ.get("PYTHONPATH", "")] if p]))
         env["FEDLAB_NODE_SITE_CACHE"] = str(self.work_dir / "site-cache")  # a node generates its synthetic site once
+        for forced in ("FORCE_COLOR", "CLICOLOR_FORCE", "PY_COLORS"):  # Jupyter sets some: flwr's JSON must stay plain
+            env.pop(forced, None)
+        env["NO_COLOR"] = "1"
         Path(env["FLWR_HOME"]).mkdir(parents=True, exist_ok=True)
         return env
 
@@ -278,6 +283,8 @@ class LocalDeployment:
             return self
         if self.work_dir is None:
             self.work_dir = Path(tempfile.mkdtemp(prefix="fedlab-deploy-"))
+        for stale in ("runs", "logs", "flwr_home"):  # a work_dir used before: nothing of an earlier deployment counts
+            shutil.rmtree(self.work_dir / stale, ignore_errors=True)
         (self.work_dir / "logs").mkdir(parents=True, exist_ok=True)
         _LIVE.add(self)
         self._t0 = time.perf_counter()
@@ -399,10 +406,17 @@ class LocalDeployment:
         res = subprocess.run(command, env=self._env("cli"), cwd=self.work_dir, capture_output=True, text=True,
                              timeout=timeout)
         text = res.stdout
-        if res.returncode or "{" not in text:
-            raise DeploymentError(f"`{' '.join(command[:3])} ...` failed ({res.returncode}): "
-                                  f"{(res.stdout + res.stderr).strip()[-2000:]}", node="flwr")
-        return json.loads(text[text.index("{"):])
+        decoder = json.JSONDecoder()
+        for start in (i for i, c in enumerate(text) if c == "{"):  # the JSON answer, after any printed line
+            try:
+                answer = decoder.raw_decode(text, start)[0]
+            except ValueError:
+                continue
+            if res.returncode == 0 and answer.get("success", True):
+                return answer
+            break
+        raise DeploymentError(f"`{' '.join(command[:3])} ...` failed ({res.returncode}): "
+                              f"{(res.stdout + res.stderr).strip()[-2000:]}", node="flwr")
 
     def run(self, strategy: Strategy, federation: Federation, config: Config | None = None, *,
             rounds: int | None = None, seed: int = 0, select: str = "auto", data: Mapping[str, object] | None = None,
@@ -446,7 +460,8 @@ class LocalDeployment:
             self.start()
         self._runs += 1
         out = self.work_dir.resolve() / "runs" / f"{self._runs:03d}-{strategy.name}".replace(" ", "_")
-        out.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(out, ignore_errors=True)
+        out.mkdir(parents=True)
         spec = dataclasses.replace(spec, out_dir=str(out))
         import tomli_w
 

@@ -63,7 +63,8 @@ class _Nodes:
 
     def fail(self, node: int, message: str) -> DeploymentError:
         site, folder = self.site(node), self.folder(node)
-        where = f"SuperNode {node}" + (f" (site {site!r}, data-dir {folder!r})" if site else "")
+        held = f"data-dir {folder!r}" if folder else "embedded synthetic data"
+        where = f"SuperNode {node}" + (f" (site {site!r}, {held})" if site else "")
         return DeploymentError(f"{where}: {message}", node=str(node), site=site, folder=folder)
 
 
@@ -116,8 +117,9 @@ def _handshake(grid: Grid, spec: RunSpec) -> _Nodes:
     queries = [FlowerMessage(RecordDict(), dst_node_id=n, message_type="query") for n in connected]
     answers = _exchange(grid, queries, nodes, spec, "handshake")
     for node in connected:
-        info = json.loads(str(answers[node].content[NODE]["info"]))
-        nodes.info[node] = info
+        nodes.info[node] = json.loads(str(answers[node].content[NODE]["info"]))
+    for node in sorted(connected, key=nodes.order):  # problems are reported in the run's site order
+        info = nodes.info[node]
         if not info["ok"]:
             raise DeploymentError(info["error"], node=str(node), site=info.get("site", ""),
                                   folder=info.get("data_dir", ""))
