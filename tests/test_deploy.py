@@ -242,10 +242,19 @@ class InProcessGrid:
         return [self.replies.pop(i) for i in ids if i in self.replies]
 
 
+@pytest.fixture(scope="module")
+def site_cache(tmp_path_factory):
+    """One folder where the in-process nodes keep the sites they generate (as a LocalDeployment's nodes do)."""
+    return tmp_path_factory.mktemp("site-cache")
+
+
 @pytest.fixture
-def flower_task():
-    """The identity Flower gives a ServerApp process (messages are stamped with it)."""
+def flower_task(site_cache, monkeypatch):
+    """The identity Flower gives a ServerApp process (messages are stamped with it); nodes keep their sites."""
     pytest.importorskip("flwr")
+    from fedlab.deploy.node import SITE_CACHE_ENV
+
+    monkeypatch.setenv(SITE_CACHE_ENV, str(site_cache))
     from flwr.supercore.task_identity import TaskIdentity
 
     saved = (TaskIdentity._run_id, TaskIdentity._task_id, TaskIdentity._node_id)
@@ -339,26 +348,47 @@ def test_strategy_objects_expose_what_the_spec_needs():
         json.dumps(strategy.init_kwargs())
 
 
-def test_fedlab_works_without_flower_and_the_flower_modules_name_the_extra():
-    """In a Python where ``flwr`` cannot be imported: fedlab and the Flower-free parts of fedlab.deploy import; the
-    Flower parts raise an ImportError that says which extra to install."""
-    import subprocess
+def test_fedlab_works_without_flower_and_the_flower_modules_name_the_extra(monkeypatch):
+    """As in a Python where ``flwr`` cannot be imported: the Flower-free parts of fedlab.deploy import, and the Flower
+    parts raise an ImportError that says which extra to install."""
+    import importlib
+    import importlib.abc
     import sys
 
-    code = """
-import importlib.abc, sys
-class NoFlower(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path, target=None):
-        if name == "flwr" or name.startswith("flwr."):
-            raise ModuleNotFoundError(f"No module named {name!r}")
-sys.meta_path.insert(0, NoFlower())
-import fedlab, fedlab.deploy, fedlab.deploy.local, fedlab.deploy.node, fedlab.deploy.runspec
-assert not fedlab.deploy.flower_available()
-try:
-    import fedlab.deploy.flower
-except ImportError as err:
-    print(err)
-"""
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    assert res.returncode == 0, res.stderr
-    assert 'pip install "fedlab-med[flower]"' in res.stdout
+    class NoFlower(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path, target=None):
+            if name == "flwr" or name.startswith("flwr."):
+                raise ModuleNotFoundError(f"No module named {name!r}")
+
+    import fedlab
+
+    if "fedlab.deploy" in sys.modules:  # the package attribute too, or later `fedlab.deploy.x` would see the copy
+        monkeypatch.setattr(fedlab, "deploy", sys.modules["fedlab.deploy"])
+    for name in [m for m in sys.modules if m == "flwr" or m.startswith(("flwr.", "fedlab.deploy"))]:
+        monkeypatch.delitem(sys.modules, name)  # restored after the test
+    monkeypatch.setattr(sys, "meta_path", [NoFlower(), *sys.meta_path])
+    deploy = importlib.import_module("fedlab.deploy")
+    assert not deploy.flower_available()
+    for module in ("fedlab.deploy.local", "fedlab.deploy.node", "fedlab.deploy.runspec", "fedlab.deploy.compare",
+                   "fedlab.deploy.executor", "fedlab.deploy.supernode"):
+        importlib.import_module(module)
+    for module in ("fedlab.deploy.flower", "fedlab.deploy.records", "fedlab.deploy.server"):
+        with pytest.raises(ImportError, match=r'pip install "fedlab-med\[flower\]"'):
+            importlib.import_module(module)
+
+
+def test_compare_histories_sees_one_changed_score_and_side_by_side_lines_them_up(federation):
+    from fedlab.deploy.compare import compare_histories, side_by_side
+
+    history = run_federation(FedAvg(), federation, tiny_config(), rounds=1, seed=0, progress=False)
+    twin = dataclasses.replace(history, rows=[dict(r) for r in history.rows], ledger=[dict(r) for r in history.ledger])
+    same = compare_histories(history, twin)
+    assert same["rows_equal"] and same["ledger_equal"] and same["selected_equal"] and same["max_abs_difference"] == 0
+    assert same["final_scores"] == 2 * 4 and same["curve_points"] == 2 * 2 * 2  # 2 sites, rounds 0 and 1, val+test
+    twin.rows[-1]["value"] += 0.25
+    twin.ledger[0]["bytes_up"] += 1
+    changed = compare_histories(history, twin)
+    assert not changed["rows_equal"] and not changed["ledger_equal"] and changed["same_keys"]
+    assert changed["max_abs_difference"] == pytest.approx(0.25)
+    table = side_by_side({"simulation": history, "Flower": twin})
+    assert list(table.index) == ["A", "B", "mean"] and ("dice", "Flower") in table.columns
