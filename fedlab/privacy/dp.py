@@ -58,7 +58,11 @@ def check_dp_compatible(model: nn.Module) -> None:
     if not errors:
         return
     batchnorm = [name for name, m in model.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    lines = "\n".join(f"  - {e}" for e in errors[:6]) + ("\n  - ..." if len(errors) > 6 else "")
+    reasons: dict[str, int] = {}
+    for e in errors:  # Opacus repeats one message per offending layer: show each reason once, with a count
+        first = str(e).split(". ")[0].rstrip(".") + "."
+        reasons[first] = reasons.get(first, 0) + 1
+    lines = "\n".join(f"  - {r} ({n} layer{'s' if n > 1 else ''})" for r, n in reasons.items())
     hint = ""
     if batchnorm:
         hint = (f"\nThe model has {len(batchnorm)} BatchNorm layer(s) (e.g. {batchnorm[0]!r}). BatchNorm normalises "
@@ -149,6 +153,29 @@ def private_steps(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: L
             if hasattr(p, "summed_grad"):
                 del p.summed_grad
     return total / max(count, 1)
+
+
+def per_record_grad_norms(model: nn.Module, loss_fn: LossFn, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The norm of every record's own gradient (all parameters as one vector), computed by Opacus's hooks.
+
+    What DP-SGD clips: ``(B,)`` for a batch of B records. ``loss_fn`` must be a mean over the records.
+    """
+    require_opacus()
+    from opacus import GradSampleModule
+
+    check_dp_compatible(model)
+    params = [p for p in model.parameters() if p.requires_grad]
+    gsm = GradSampleModule(model, loss_reduction="mean", strict=True)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Full backward hook is firing")
+            model.zero_grad(set_to_none=True)
+            loss_fn(model, x, y).backward()
+        norms = torch.stack([p.grad_sample.reshape(len(x), -1).norm(dim=1) for p in params], dim=1).norm(dim=1)
+        model.zero_grad(set_to_none=True)
+    finally:
+        gsm._close()
+    return norms.detach()
 
 
 class DPFedAvg(Strategy):

@@ -246,7 +246,17 @@ class SecureAggregation(Strategy):
         if client.index not in peers:
             raise ValueError(f"site {client.index} received a round-{round} message whose peer list {peers} omits it")
         inner_message = Message(message.tensors, {k: v for k, v in message.config.items() if k != PEERS_KEY})
-        reply = self.inner.client_update(client, inner_message, round)
+        return self.protect(client, self.inner.client_update(client, inner_message, round), peers, round)
+
+    def protect(self, client: Client, reply: Reply, peers: Sequence[int], round: int) -> Reply:
+        """What the site sends instead of ``reply``: its upload times its weight, encoded, plus its pairwise masks.
+
+        Args:
+            client: The site (its pair seeds are in ``client.private``).
+            reply: The inner strategy's reply (float tensors).
+            peers: Every site that uploads this round.
+            round: The round (fresh masks every round).
+        """
         tensors = reply.message.tensors
         bad = [k for k, t in tensors.items() if not t.is_floating_point()]
         if bad:
