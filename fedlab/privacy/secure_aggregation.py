@@ -214,16 +214,13 @@ class SecureAggregation(Strategy):
         self.config, self.rounds, self.task, self.split = config, rounds, task, self.inner.split
 
     def make_client(self, index: int, site: Site, model: nn.Module, seed: int, device: torch.device) -> Client:
-        """The inner strategy's client."""
-        return self.inner.make_client(index, site, model, seed, device)
+        """The inner strategy's client, holding (privately) the secret from which it derives its pair seeds.
 
-    def make_clients(self, federation: Federation, model: nn.Module, seed: int, device: torch.device) -> list[Client]:
-        """The inner strategy's clients, each holding the seeds it shares with every other site (privately)."""
-        clients = self.inner.make_clients(federation, model, seed, device)
-        for c in clients:
-            c.private["secagg_seeds"] = {str(o.index): pair_seed(seed, c.index, o.index) for o in clients
-                                         if o.index != c.index}
-        return clients
+        The secret is the run seed: a simulation's stand-in for one Diffie-Hellman key agreement per pair of sites.
+        """
+        client = self.inner.make_client(index, site, model, seed, device)
+        client.private["secagg_secret"] = int(seed)
+        return client
 
     def init_client(self, client: Client) -> None:
         """The inner strategy's private state."""
@@ -252,7 +249,7 @@ class SecureAggregation(Strategy):
         """What the site sends instead of ``reply``: its upload times its weight, encoded, plus its pairwise masks.
 
         Args:
-            client: The site (its pair seeds are in ``client.private``).
+            client: The site (the secret of its pair seeds is in ``client.private``).
             reply: The inner strategy's reply (float tensors).
             peers: Every site that uploads this round.
             round: The round (fresh masks every round).
@@ -263,7 +260,8 @@ class SecureAggregation(Strategy):
             raise ValueError(f"secure aggregation masks floating-point uploads only; {bad[:3]} are not")
         flat = flatten(tensors).double() * float(reply.weight)  # (P,) the weighted upload
         encoded = encode(flat, self.fraction_bits, self.modulus_bits, headroom=len(peers))
-        seeds = {int(j): int(s) for j, s in client.private["secagg_seeds"].items()}
+        secret = int(client.private["secagg_secret"])
+        seeds = {int(j): pair_seed(secret, client.index, j) for j in peers if int(j) != client.index}
         masked = mask(encoded, client.index, peers, seeds, round, self.modulus_bits)
         return Reply(reply.client, Message(unflatten(masked, tensors), dict(reply.message.config)), reply.weight,
                      reply.loss)
