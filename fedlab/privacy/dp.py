@@ -17,7 +17,9 @@ fewer records have a larger ``q`` for the same expected batch and pay more epsil
 
 What is protected: one *record* (one image, one patient row) of a site's training set, against anyone who sees the
 site's uploads (the server, other sites, an eavesdropper). Validation-based model selection reads the site's
-validation split, which the guarantee does not cover; the DP lessons therefore keep the last round's model.
+validation split, which the guarantee does not cover; the DP lessons therefore keep the last round's model. The mean
+training loss that the simulation records for its ledger (``Reply.loss``) is bookkeeping, not privatised: a deployment
+must not send it (or must privatise it too).
 BatchNorm is incompatible: its batch statistics mix the records of a batch, so one record's gradient depends on the
 others and clipping cannot bound its influence (:func:`check_dp_compatible` says so and names the fix).
 """
