@@ -125,3 +125,18 @@ def test_strategies_that_need_each_upload_are_refused(inner):
 def test_the_registry_entry_wraps_fedavg():
     strategy = get_strategy("SecAgg")
     assert isinstance(strategy.inner, FedAvg) and strategy.describe()["inner"]["name"] == "FedAvg"
+
+
+def test_a_wrapped_strategy_is_rebuilt_from_its_json_arguments():
+    """What a Flower node does: the wrapper and its inner strategy from (registry name, JSON-able arguments)."""
+    import json
+
+    from fedlab.federation.strategies import FedProx
+
+    secure = SecureAggregation(FedProx(mu=0.01), fraction_bits=20)
+    kwargs = json.loads(json.dumps(secure.init_kwargs()))
+    assert kwargs["strategy"] == "FedProx" and kwargs["strategy_kwargs"]["mu"] == 0.01
+    rebuilt = get_strategy("SecAgg", **kwargs)
+    assert rebuilt.describe() == secure.describe() and rebuilt.name == "SecAgg(FedProx)"
+    with pytest.raises(ValueError, match="registry name"):
+        SecureAggregation(FedAvg(), strategy_kwargs={"weighting": "uniform"})

@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from fedlab.config import Config
+from fedlab.config import PRESETS, Config
 from fedlab.data.federation import Federation
 from fedlab.federation.cache import RunCache
 from fedlab.federation.history import History
@@ -28,12 +28,11 @@ RESULT_COLUMNS = ["method", "site", "metric", "value", "split", "seed", "round",
 
 
 def logistic_config(preset: str) -> Config:
-    """The logistic-regression schedule of lesson 07 (notebook 04's choices: Adam 0.1, L2 1e-3, 10 local steps).
-
-    Batches of 32 (expected size under Poisson sampling); 10 rounds for smoke, 20 otherwise.
-    """
-    return Config(preset=preset, rounds=10 if preset == "smoke" else 20, local_steps=10, batch_size=32, lr=0.1,
-                  optimizer="adam", weight_decay=1e-3, eval_every=10**9, eval_batch_size=4096, head_steps=0)
+    """Notebook 04's logistic-regression preset (the "tabular" family: plain SGD, learning rate 0.1, batches of 32,
+    10 local steps, L2 penalty), read from the preset table directly (the notebook has already resolved the preset)."""
+    if preset not in PRESETS["tabular"]:
+        raise ValueError(f"Unknown preset {preset!r}; choose one of {sorted(PRESETS['tabular'])}")
+    return PRESETS["tabular"][preset]
 
 
 def segmentation_config(config: Config) -> Config:

@@ -128,8 +128,3 @@ class CentralDP(Strategy):
         return {"privacy": {"mechanism": "clipping and noise at the server (site-level)", "delta": self.delta,
                             "noise_multiplier": self.noise_multiplier, "clip_norm": self.clip_norm,
                             "epsilon": {"all sites (site-level)": eps}, "ledger": list(state["privacy"])}}
-
-    def describe(self) -> dict:
-        """Settings for the run receipt."""
-        return {**super().describe(), "noise_multiplier": self.noise_multiplier, "clip_norm": self.clip_norm,
-                "delta": self.delta, "server_lr": self.server_lr, "noise_seed": self.noise_seed}

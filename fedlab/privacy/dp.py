@@ -264,11 +264,6 @@ class DPFedAvg(Strategy):
                             "noise_multiplier": self.noise_multiplier, "max_grad_norm": self.max_grad_norm,
                             "epsilon": final, "ledger": ledger}}
 
-    def describe(self) -> dict:
-        """Settings for the run receipt."""
-        return {**super().describe(), "noise_multiplier": self.noise_multiplier, "max_grad_norm": self.max_grad_norm,
-                "delta": self.delta, "sample_rate": self.sample_rate}
-
 
 def privacy_ledger(history: History) -> pd.DataFrame:
     """The epsilon ledger of a DP run: one row per (round, site) with the epsilon spent so far.

@@ -38,7 +38,6 @@ from fedlab.federation.client import Client, LossFn
 from fedlab.federation.messages import Message, Reply
 from fedlab.federation.params import ParamSplit
 from fedlab.federation.strategies.base import ServerState, Strategy
-from fedlab.federation.strategies.fedavg import FedAvg
 from fedlab.federation.strategies.fedsgd import FedSGD
 
 PEERS_KEY = "secagg_peers"
@@ -160,11 +159,12 @@ def upload_correlation(masked: torch.Tensor, update: torch.Tensor, fraction_bits
 
 
 class SecureAggregation(Strategy):
-    """Run ``strategy`` with pairwise-masked uploads: the server only ever sees the masked vectors and their sum.
+    """Run another strategy with pairwise-masked uploads: the server only ever sees masked vectors and their sum.
 
     Args:
-        strategy: The strategy to protect (default FedAvg); its server step must need only the weighted sum of the
-            uploads (its ``aggregate`` is the base FedAvg one, or FedSGD's).
+        strategy: The strategy to protect: its registry name (default "FedAvg") or an instance. Its server step must
+            need only the weighted sum of the uploads (its ``aggregate`` is the base FedAvg one, or FedSGD's).
+        strategy_kwargs: Constructor arguments of the named strategy (e.g. ``{"mu": 0.01}`` for FedProx).
         fraction_bits: Fixed-point resolution ``2**-fraction_bits``.
         modulus_bits: Arithmetic modulo ``2**modulus_bits`` (<= 62).
 
@@ -176,8 +176,16 @@ class SecureAggregation(Strategy):
     name = "SecAgg"
     LINEAR_AGGREGATIONS = (Strategy.aggregate, FedSGD.aggregate)
 
-    def __init__(self, strategy: Strategy | None = None, fraction_bits: int = 24, modulus_bits: int = 60) -> None:
-        inner = strategy if strategy is not None else FedAvg()
+    def __init__(self, strategy: str | Strategy = "FedAvg", strategy_kwargs: dict | None = None,
+                 fraction_bits: int = 24, modulus_bits: int = 60) -> None:
+        if isinstance(strategy, str):
+            from fedlab.federation.strategies import get_strategy  # the registry imports this module
+
+            inner = get_strategy(strategy, **(strategy_kwargs or {}))
+        elif strategy_kwargs:
+            raise ValueError("strategy_kwargs go with a strategy's registry name, not with an instance")
+        else:
+            inner = strategy
         _check_bits(fraction_bits, modulus_bits)
         if type(inner).aggregate not in self.LINEAR_AGGREGATIONS or not inner.federated:
             raise ValueError(f"SecureAggregation cannot wrap {inner.name}: the server would see only the sum of the "
@@ -190,6 +198,16 @@ class SecureAggregation(Strategy):
         self.finish_selects = inner.finish_selects
         self.fraction_bits = int(fraction_bits)
         self.modulus_bits = int(modulus_bits)
+
+    def init_kwargs(self) -> dict:
+        """JSON-able constructor arguments: the inner strategy by registry name and its own arguments (an instance of
+        an unregistered class stays an instance, which runs in simulation but cannot be rebuilt elsewhere)."""
+        from fedlab.federation.strategies import STRATEGIES
+
+        names = [n for n, cls in STRATEGIES.items() if cls is type(self.inner)]
+        inner: str | Strategy = names[0] if names else self.inner
+        return {"strategy": inner, "strategy_kwargs": self.inner.init_kwargs() if names else None,
+                "fraction_bits": self.fraction_bits, "modulus_bits": self.modulus_bits}
 
     # --- set-up: everything is the inner strategy's --------------------------------------------
     def model_factory(self, federation: Federation, config: Config):
@@ -302,8 +320,9 @@ class SecureAggregation(Strategy):
 
     def describe(self) -> dict:
         """The inner strategy's settings plus the encoding."""
-        return {"name": self.name, "inner": self.inner.describe(), "fraction_bits": self.fraction_bits,
-                "modulus_bits": self.modulus_bits, "personalized": self.personalized}
+        return {"name": self.name, "class": type(self).__name__, "inner": self.inner.describe(),
+                "fraction_bits": self.fraction_bits, "modulus_bits": self.modulus_bits,
+                "personalized": self.personalized}
 
     def quantisation_bound(self, num_sites: int, total_weight: float) -> float:
         """Largest difference per coordinate between the securely aggregated average and the exact one:
