@@ -138,5 +138,8 @@ def test_a_wrapped_strategy_is_rebuilt_from_its_json_arguments():
     assert kwargs["strategy"] == "FedProx" and kwargs["strategy_kwargs"]["mu"] == 0.01
     rebuilt = get_strategy("SecAgg", **kwargs)
     assert rebuilt.describe() == secure.describe() and rebuilt.name == "SecAgg(FedProx)"
-    with pytest.raises(ValueError, match="registry name"):
+    assert isinstance(SecureAggregation("FineTune").inner, get_strategy("FT").__class__)
+    with pytest.raises(ValueError, match="class name"):
         SecureAggregation(FedAvg(), strategy_kwargs={"weighting": "uniform"})
+    with pytest.raises(ValueError, match="no strategy class named 'FedFoo'"):
+        SecureAggregation("FedFoo")

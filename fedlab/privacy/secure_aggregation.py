@@ -158,12 +158,29 @@ def upload_correlation(masked: torch.Tensor, update: torch.Tensor, fraction_bits
     return float(torch.corrcoef(torch.stack([a, b]))[0, 1])
 
 
+def strategy_class(name: str) -> type[Strategy]:
+    """The loaded :class:`Strategy` subclass called ``name`` (what the inner strategy of a rebuilt wrapper is).
+
+    Raises:
+        ValueError: when no loaded strategy class has that name (the message lists those that do).
+    """
+    found, stack = {}, [Strategy]
+    while stack:
+        cls = stack.pop()
+        found.setdefault(cls.__name__, cls)
+        stack.extend(cls.__subclasses__())
+    if name not in found:
+        raise ValueError(f"no strategy class named {name!r}; loaded: {sorted(found)}")
+    return found[name]
+
+
 class SecureAggregation(Strategy):
     """Run another strategy with pairwise-masked uploads: the server only ever sees masked vectors and their sum.
 
     Args:
-        strategy: The strategy to protect: its registry name (default "FedAvg") or an instance. Its server step must
-            need only the weighted sum of the uploads (its ``aggregate`` is the base FedAvg one, or FedSGD's).
+        strategy: The strategy to protect: an instance, or its class name (default "FedAvg"; "FedProx", "FedSGD",
+            "FedBN", "FedRep", "FedPer", "FineTune"). Its server step must need only the weighted sum of the uploads
+            (its ``aggregate`` is the base FedAvg one, or FedSGD's).
         strategy_kwargs: Constructor arguments of the named strategy (e.g. ``{"mu": 0.01}`` for FedProx).
         fraction_bits: Fixed-point resolution ``2**-fraction_bits``.
         modulus_bits: Arithmetic modulo ``2**modulus_bits`` (<= 62).
@@ -179,11 +196,9 @@ class SecureAggregation(Strategy):
     def __init__(self, strategy: str | Strategy = "FedAvg", strategy_kwargs: dict | None = None,
                  fraction_bits: int = 24, modulus_bits: int = 60) -> None:
         if isinstance(strategy, str):
-            from fedlab.federation.strategies import get_strategy  # the registry imports this module
-
-            inner = get_strategy(strategy, **(strategy_kwargs or {}))
+            inner = strategy_class(strategy)(**(strategy_kwargs or {}))
         elif strategy_kwargs:
-            raise ValueError("strategy_kwargs go with a strategy's registry name, not with an instance")
+            raise ValueError("strategy_kwargs go with a strategy given by its class name, not with an instance")
         else:
             inner = strategy
         _check_bits(fraction_bits, modulus_bits)
@@ -200,13 +215,8 @@ class SecureAggregation(Strategy):
         self.modulus_bits = int(modulus_bits)
 
     def init_kwargs(self) -> dict:
-        """JSON-able constructor arguments: the inner strategy by registry name and its own arguments (an instance of
-        an unregistered class stays an instance, which runs in simulation but cannot be rebuilt elsewhere)."""
-        from fedlab.federation.strategies import STRATEGIES
-
-        names = [n for n, cls in STRATEGIES.items() if cls is type(self.inner)]
-        inner: str | Strategy = names[0] if names else self.inner
-        return {"strategy": inner, "strategy_kwargs": self.inner.init_kwargs() if names else None,
+        """JSON-able constructor arguments: the inner strategy by class name, with its own arguments."""
+        return {"strategy": type(self.inner).__name__, "strategy_kwargs": self.inner.init_kwargs(),
                 "fraction_bits": self.fraction_bits, "modulus_bits": self.modulus_bits}
 
     # --- set-up: everything is the inner strategy's --------------------------------------------
