@@ -8,6 +8,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PRESET ?= classroom
 # The CPU wheel of torch is installed first so that monai does not pull a multi-GB CUDA build.
+# The optional extra "privacy" (Opacus, lesson 07) is installed too, so that make test runs every lesson.
 # GPU users: make reproduce TORCH_SPEC="torch --index-url https://download.pytorch.org/whl/cu124"
 TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
@@ -18,7 +19,7 @@ STAMP := $(VENV)/.fedlab-installed
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q $(TORCH_SPEC)
-	$(BIN)/python -m pip install -q -e ".[notebooks,dev,flower]"
+	$(BIN)/python -m pip install -q -e ".[notebooks,dev,flower,privacy]"
 	@touch $(STAMP)
 
 reproduce: $(STAMP)

@@ -61,6 +61,8 @@ CASES["LC-Fed (no HC)"] = (lambda: LCFed(use_hc=False), [3])
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_kill_and_resume_gives_the_uninterrupted_run(name, toy_federation, tiny_config, tmp_path):
     make, kills = CASES[name]
+    for module in getattr(type(make()), "requires", ()):  # e.g. DP-FedAvg needs the optional extra "privacy"
+        pytest.importorskip(module)
     cfg = tiny_config.replace(rounds=4, checkpoint_every=1, eval_every=1, finetune_steps=2)
     full = run_federation(make(), toy_federation, cfg, progress=False)
     for kill in kills:

@@ -5,7 +5,8 @@ its Figure (no ``plt.show()``).
   cross-site heatmaps, layer-sharing strips (lessons 01-03);
 * :mod:`fedlab.viz.lcfed`: LC-Fed's gates and calibration steps (lesson 03);
 * :mod:`fedlab.viz.classification`: the tabular comparison (lesson 04);
-* :mod:`fedlab.viz.deploy`: a local Flower deployment's processes and round times (lesson 05).
+* :mod:`fedlab.viz.deploy`: a local Flower deployment's processes and round times (lesson 05);
+* :mod:`fedlab.viz.privacy`: reconstructions, leakage sweeps, masked uploads, privacy-utility and epsilon (06-07).
 
 Everything public is also importable from ``fedlab.viz`` directly.
 """
@@ -28,20 +29,34 @@ from fedlab.viz.federation import (
     plot_site_samples,
 )
 from fedlab.viz.lcfed import plot_calibration_steps, plot_site_gates
+from fedlab.viz.privacy import (
+    plot_clipping,
+    plot_epsilon_ledger,
+    plot_leakage_sweep,
+    plot_masked_upload,
+    plot_privacy_utility,
+    plot_reconstructions,
+)
 
 __all__ = [
     "cross_matrix",
     "plot_calibration_steps",
+    "plot_clipping",
     "plot_communication",
     "plot_cross_matrix",
     "plot_cross_site",
     "plot_deployment",
+    "plot_epsilon_ledger",
     "plot_intensity_histograms",
     "plot_layer_sharing",
+    "plot_leakage_sweep",
     "plot_learning_curves",
+    "plot_masked_upload",
     "plot_metric_vs_bytes",
     "plot_metrics_by_setting",
     "plot_round_times",
+    "plot_privacy_utility",
+    "plot_reconstructions",
     "plot_settings_diagram",
     "plot_site_bars",
     "plot_site_gates",

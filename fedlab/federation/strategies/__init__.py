@@ -14,6 +14,9 @@ from fedlab.federation.strategies.finetune import FineTune
 from fedlab.federation.strategies.lcfed import LCFed
 from fedlab.federation.strategies.local import Local
 from fedlab.federation.strategies.prrfl import PRRFL
+from fedlab.privacy.central_dp import CentralDP
+from fedlab.privacy.dp import DPFedAvg
+from fedlab.privacy.secure_aggregation import SecureAggregation
 
 STRATEGIES: dict[str, type[Strategy]] = {
     "FedAvg": FedAvg,
@@ -27,6 +30,10 @@ STRATEGIES: dict[str, type[Strategy]] = {
     "PRR-FL": PRRFL,
     "LC-Fed": LCFed,
     "Mix": Centralized,
+    # lessons 06-07 (fedlab/privacy/): secure aggregation around FedAvg, DP-SGD at the sites, DP at the server
+    "SecAgg": SecureAggregation,
+    "DP-FedAvg": DPFedAvg,
+    "CentralDP": CentralDP,
 }
 
 
