@@ -26,9 +26,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import fields, replace
 from types import MappingProxyType
 
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.model_selection import train_test_split
+
 from fedlab.config import Config
-from fedlab.data.federation import Federation
-from fedlab.data.synthetic import REFERENCE_STYLES, SITE_STYLES, SiteStyle, make_federation
+from fedlab.data.federation import Federation, Split
+from fedlab.data.label_skew import dirichlet_federation
+from fedlab.data.standardize import standardize
+from fedlab.data.synthetic import AAL90_ROIS, REFERENCE_STYLES, SITE_STYLES, SiteStyle, make_federation
 from fedlab.data.synthetic import styles as _styles
 
 #: The field groups of SiteStyle's docstring (used when the generator does not define AXES itself).
@@ -121,5 +128,37 @@ def sweep_federations(dataset: str, scale: float = 1.0, config: Config | None = 
     return out
 
 
-__all__ = ["DOCUMENTED_AXES", "TAXONOMY", "axis_federation", "axis_scales", "axis_styles", "style_axes",
-           "sweep_federations"]
+def label_skew_federation(table: pd.DataFrame, alpha: float, num_sites: int = 4, seed: int = 0,
+                          test_fraction: float = 0.2, synthetic: bool = True) -> Federation:
+    """Label skew alone on a tabular cohort: pool it, hold out one test set, deal the rest out by Dirichlet(alpha).
+
+    The sites of the result differ only in their class balance (and size): every site draws from the same
+    pooled population (scanners and phases mixed), so the federation isolates P(y) skew.
+
+    Args:
+        table: An ADNI-schema table (``diagnosis`` "AD"/"NC" and the 90 AAL ROI columns), e.g.
+            :func:`fedlab.data.synthetic.make_adni_cohort` or a validated ADNI CSV.
+        alpha: Dirichlet concentration (large: balanced sites; small: one class dominates each site).
+        num_sites: Number of sites.
+        seed: Seeds the stratified test split and the partition.
+        test_fraction: Share of subjects in the common test set (stratified by diagnosis).
+        synthetic: Label the federation synthetic (True for the synthetic cohort).
+
+    Returns:
+        A classification federation (label 1 = AD), features standardised with federated training statistics
+        (:func:`fedlab.data.standardize.standardize`), the same test set at every site.
+    """
+    x = torch.tensor(table[list(AAL90_ROIS)].to_numpy(dtype=np.float32))
+    y = torch.tensor((table["diagnosis"] == "AD").to_numpy(dtype=np.float32))
+    train_idx, test_idx = train_test_split(np.arange(len(y)), test_size=test_fraction, random_state=seed,
+                                           stratify=y.numpy())
+    train = Split(x[train_idx], y[train_idx])
+    test = Split(x[test_idx], y[test_idx])
+    name = "ADNI-like cohort (synthetic)" if synthetic else "ADNI cohort"
+    fed = dirichlet_federation(train, test, num_sites, alpha, seed=seed, name="adni", synthetic=synthetic,
+                               source=f"{name}, pooled,")
+    return standardize(fed, "federated")[0]
+
+
+__all__ = ["DOCUMENTED_AXES", "TAXONOMY", "axis_federation", "axis_scales", "axis_styles", "label_skew_federation",
+           "style_axes", "sweep_federations"]

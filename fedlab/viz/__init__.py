@@ -4,7 +4,9 @@ its Figure (no ``plt.show()``).
 * :mod:`fedlab.viz.federation`: sites and their heterogeneity, training curves, per-site bars,
   cross-site heatmaps, layer-sharing strips (lessons 01-03);
 * :mod:`fedlab.viz.lcfed`: LC-Fed's gates and calibration steps (lesson 03);
-* :mod:`fedlab.viz.classification`: the tabular comparison (lesson 04).
+* :mod:`fedlab.viz.classification`: the tabular comparison (lesson 04);
+* :mod:`fedlab.viz.robustness`: aggregation rules, scenarios and site weights (lesson 08);
+* :mod:`fedlab.viz.heterogeneity`: client drift, label skew, score against upload (lesson 09).
 
 Everything public is also importable from ``fedlab.viz`` directly.
 """
@@ -25,10 +27,19 @@ from fedlab.viz.federation import (
     plot_site_bars,
     plot_site_samples,
 )
+from fedlab.viz.heterogeneity import plot_axis_samples, plot_label_counts, plot_quadratic_paths, plot_score_vs_upload
 from fedlab.viz.lcfed import plot_calibration_steps, plot_site_gates
+from fedlab.viz.robustness import plot_aggregation_rules, plot_grouped_bars, plot_site_weights
 
 __all__ = [
     "cross_matrix",
+    "plot_aggregation_rules",
+    "plot_axis_samples",
+    "plot_grouped_bars",
+    "plot_label_counts",
+    "plot_quadratic_paths",
+    "plot_score_vs_upload",
+    "plot_site_weights",
     "plot_calibration_steps",
     "plot_communication",
     "plot_cross_matrix",
