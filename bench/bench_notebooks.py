@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"   {entry['status']}: end to end {entry['end_to_end_s']} s, inside the notebook "
               f"{entry.get('wall_time_s')} s", flush=True)
     record["total_end_to_end_s"] = round(time.perf_counter() - total, 1)
-    record["environment"] = {k: os.environ[k] for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "FEDLAB_PROGRESS")
+    record["environment"] = {k: os.environ[k] for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TQDM_DISABLE")
                              if k in os.environ}
     record["command"] = " ".join([*(f"{k}={shlex.quote(v)}" for k, v in record["environment"].items()),
                                   "python", "bench/bench_notebooks.py", *map(shlex.quote, sys.argv[1:])])

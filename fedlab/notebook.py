@@ -22,7 +22,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from fedlab.config import DATA_DIR_ENV, PRESET_ENV, Config, get_config
+from fedlab.config import DATA_DIR_ENV, Config, get_config
 from fedlab.federation.cache import RunCache
 from fedlab.reproducibility import run_receipt, seed_everything, select_device
 
@@ -102,7 +102,7 @@ class NotebookRun:
 
 
 def start_run(notebook: str, preset: str = "classroom", seed: int = 0, data_dir: str = "", device: str = "auto",
-              output_dir: str = "") -> NotebookRun:
+              output_dir: str = "", family: str = "segmentation") -> NotebookRun:
     """Resolve a notebook's parameters (with environment fallbacks), seed, and pick the device.
 
     Args:
@@ -115,12 +115,13 @@ def start_run(notebook: str, preset: str = "classroom", seed: int = 0, data_dir:
             ``$FEDLAB_OUTPUT_ROOT/<notebook>`` when set, else ``<checkout>/outputs/<notebook>`` in a
             fedlab checkout (whether run from JupyterLab, papermill or ``make reproduce``), else
             ``./outputs/<notebook>`` beside the notebook.
+        family: Preset family of the lesson, "segmentation" or "tabular" (see :func:`fedlab.config.get_config`).
 
     Raises:
         ValueError: for an unknown preset.
         FileNotFoundError: when the data folder does not exist.
     """
-    config = get_config(os.environ.get(PRESET_ENV) or preset)
+    config = get_config(preset, family=family, env_wins=True)
     data_dir = os.environ.get(DATA_DIR_ENV) or data_dir or ""
     if data_dir and not Path(data_dir).exists():
         raise FileNotFoundError(

@@ -81,13 +81,13 @@ def test_prostate_case_counts_follow_the_benchmark():
 
 
 def test_classroom_and_smoke_sizes():
-    classroom = make_federation("prostate", config=PRESETS["classroom"], image_size=16)
-    smoke = make_federation("prostate", config=PRESETS["smoke"])
+    classroom = make_federation("prostate", config=PRESETS["segmentation"]["classroom"], image_size=16)
+    smoke = make_federation("prostate", config=PRESETS["segmentation"]["smoke"])
     total = [len(s.train) + len(s.val) + len(s.test) for s in classroom]
     assert min(total) >= 60 and max(total) <= 200
     total = [len(s.train) + len(s.val) + len(s.test) for s in smoke]
     assert min(total) >= 12 and max(total) <= 40
-    assert smoke[0].train.x.shape[-1] == PRESETS["smoke"].image_size
+    assert smoke[0].train.x.shape[-1] == PRESETS["segmentation"]["smoke"].image_size
 
 
 def test_splits_are_by_case():
@@ -234,7 +234,7 @@ def test_fundus_cup_inside_disc():
 
 
 def test_config_gives_defaults_and_explicit_arguments_win():
-    smoke = PRESETS["smoke"]
+    smoke = PRESETS["segmentation"]["smoke"]
     fed = make_federation("fundus", config=smoke, image_size=48)
     assert fed[0].train.x.shape[-1] == 48
     assert fed[0].metadata["num_cases"] == round(SITE_STYLES["fundus"][0].cases * smoke.cases_scale)

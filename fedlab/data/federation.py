@@ -111,6 +111,46 @@ class Site:
 
 
 @dataclass(frozen=True)
+class FederationSpec:
+    """What a model needs to know about a federation, without its data (what a Flower node or server has).
+
+    Attributes:
+        name: Dataset name.
+        task: "segmentation" or "classification".
+        labels: Label channel names (segmentation) or the positive class.
+        site_names: Sites in order (site k has site code k).
+        num_channels: Input channels (segmentation) or features (classification).
+        image_size: Side of the square images in pixels (0 for classification).
+    """
+
+    name: str
+    task: str
+    labels: tuple[str, ...]
+    site_names: tuple[str, ...]
+    num_channels: int
+    image_size: int = 0
+
+    def __len__(self) -> int:
+        return len(self.site_names)
+
+    @property
+    def num_labels(self) -> int:
+        """Output channels of the segmentation model (1 for classification)."""
+        return len(self.labels) if self.task == "segmentation" else 1
+
+    def to_dict(self) -> dict:
+        """Plain values (e.g. for a Flower run config)."""
+        return {"name": self.name, "task": self.task, "labels": list(self.labels), "site_names": list(self.site_names),
+                "num_channels": self.num_channels, "image_size": self.image_size}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> FederationSpec:
+        """Inverse of :meth:`to_dict`."""
+        return cls(data["name"], data["task"], tuple(data["labels"]), tuple(data["site_names"]),
+                   int(data["num_channels"]), int(data.get("image_size", 0)))
+
+
+@dataclass(frozen=True)
 class Federation:
     """An ordered list of sites that share one task.
 
@@ -199,6 +239,16 @@ class Federation:
     def num_labels(self) -> int:
         """Output channels of the segmentation model (1 for classification)."""
         return len(self.labels) if self.task == "segmentation" else 1
+
+    @property
+    def image_size(self) -> int:
+        """Side of the (square) images in pixels; 0 for classification."""
+        return int(self.sites[0].train.x.shape[-1]) if self.task == "segmentation" else 0
+
+    def spec(self) -> FederationSpec:
+        """What a model needs to know about this federation, without the data."""
+        return FederationSpec(self.name, self.task, tuple(self.labels), tuple(self.site_names), self.num_channels,
+                              self.image_size)
 
     @property
     def title(self) -> str:

@@ -113,8 +113,8 @@ def compare(dataset: str, methods: Sequence[str], preset: str = "classroom", see
         ValueError: for unknown methods, bad seeds or an unknown preset or dataset.
     """
     methods, seeds = check_methods(methods), check_seeds(seeds)
-    if preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
+    if preset not in PRESETS["segmentation"]:
+        raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS['segmentation'])}")
     config = get_config(preset)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -31,7 +31,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from fedlab.config import Config, get_config
-from fedlab.data.federation import Federation
+from fedlab.data.federation import Federation, FederationSpec, Site
 from fedlab.federation.cache import RunCache, model_fingerprint, run_key
 from fedlab.federation.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from fedlab.federation.client import Client
@@ -44,17 +44,18 @@ from fedlab.models.logistic import LogisticRegression
 from fedlab.models.unet import build_unet
 from fedlab.reproducibility import select_device
 
-__all__ = ["CHECKPOINT_NAME", "default_model", "deliver", "initial_model", "run_federation", "run_round", "setup_run"]
+__all__ = ["CHECKPOINT_NAME", "build_network", "default_model", "deliver", "evaluate_site_round", "initial_model",
+           "kept_model", "run_federation", "run_round", "setup_run"]
 
 
-def default_model(federation: Federation, config: Config) -> nn.Module:
+def default_model(federation: Federation | FederationSpec, config: Config) -> nn.Module:
     """The preset's U-Net for segmentation; :class:`~fedlab.models.LogisticRegression` for classification."""
     if federation.task == "segmentation":
         return build_unet(federation.num_channels, federation.num_labels, config)
     return LogisticRegression(federation.num_channels)
 
 
-def initial_model(federation: Federation, config: Config, seed: int,
+def initial_model(federation: Federation | FederationSpec, config: Config, seed: int,
                   model: nn.Module | Callable[[], nn.Module] | None = None) -> nn.Module:
     """Build the round-0 model reproducibly (its initialisation is seeded by ``seed`` alone)."""
     with torch.random.fork_rng(devices=[]):
@@ -194,13 +195,8 @@ def run_federation(
     history.last_models = [copy.deepcopy(m) for m in models]
     kept = []
     for k, site in enumerate(fed):
-        m = models[k]
-        if select == "val" and best[k] is not None and not strategy.finish_selects:
-            m = copy.deepcopy(m)
-            m.load_state_dict(best[k][2])
-            history.selected_round[site.name] = best[k][1]
-        else:
-            history.selected_round[site.name] = rounds
+        use_best = select == "val" and not strategy.finish_selects
+        m, history.selected_round[site.name] = kept_model(models[k], best[k] if use_best else None, rounds)
         kept.append(m)
         scores = evaluate(m, site.test, task, final_metrics or FULL_METRICS[task], config.eval_batch_size,
                           **(scoring or {}))
@@ -216,10 +212,26 @@ def run_federation(
     return history
 
 
+def build_network(strategy: Strategy, federation: Federation | FederationSpec, config: Config, seed: int,
+                  model: nn.Module | Callable[[], nn.Module] | None = None) -> nn.Module:
+    """The round-0 network every site starts from, on the CPU, seeded by ``seed`` alone.
+
+    The preset's model (or ``model``, or the strategy's ``model_factory``) initialised from ``seed``, then
+    the strategy's ``prepare_model`` (e.g. LC-Fed's added modules) under the same seed. Needs only the
+    federation's :class:`~fedlab.data.federation.FederationSpec`, so a Flower node builds the same network.
+    """
+    if model is None:
+        model = strategy.model_factory(federation, config)
+    init = initial_model(federation, config, seed, model)
+    with torch.random.fork_rng(devices=[]):  # modules a strategy adds are seeded by the run seed too
+        torch.manual_seed(seed)
+        return strategy.prepare_model(init, federation)
+
+
 def setup_run(strategy: Strategy, federation: Federation, config: Config, *, rounds: int, seed: int = 0,
               device: str | torch.device = "cpu", model: nn.Module | Callable[[], nn.Module] | None = None,
               ) -> tuple[Federation, list[Client], ServerState]:
-    """Everything before round 1: data on the device, the round-0 model, the configured strategy, one
+    """Everything before round 1: data on the device, the round-0 network, the configured strategy, one
     client per site and the initial server state.
 
     Returns:
@@ -227,12 +239,7 @@ def setup_run(strategy: Strategy, federation: Federation, config: Config, *, rou
     """
     device = select_device(device)
     fed = federation.to(device)
-    if model is None:
-        model = strategy.model_factory(fed, config)
-    init = initial_model(fed, config, seed, model)
-    with torch.random.fork_rng(devices=[]):  # modules a strategy adds are seeded by the run seed too
-        torch.manual_seed(seed)
-        net = strategy.prepare_model(init, fed).to(device)
+    net = build_network(strategy, fed, config, seed, model).to(device)
     strategy.setup(net, config, rounds, fed.task)
     clients = strategy.make_clients(fed, net, seed, device)
     return fed, clients, strategy.initial_state(net)
@@ -264,21 +271,39 @@ def deliver(strategy: Strategy, clients: list[Client], messages: dict[int, Messa
 
 def _evaluate_round(strategy: Strategy, clients: list[Client], fed: Federation, history: History,
                     best: list, rnd: int, select: str, config: Config) -> None:
-    """Curve metrics on val and test; update each site's best-validation snapshot."""
-    sel_metric = SELECTION_METRIC[fed.task]  # one of the curve metrics, so validation is scored once
+    """Every site's curve scores of round ``rnd``, and its best-validation snapshot."""
     for k, (model, site) in enumerate(zip(strategy.site_models(clients), fed, strict=True)):
-        scores = {}
-        for split_name in ("val", "test"):
-            split = getattr(site, split_name)
-            if split is None or not len(split):
-                continue
-            scores[split_name] = evaluate(model, split, fed.task, CURVE_METRICS[fed.task], config.eval_batch_size)
-            for metric, value in scores[split_name].items():
-                history.record(site.name, metric, value, split_name, rnd)
-        if select == "val":
-            score = scores["val"][sel_metric]
-            if best[k] is None or score > best[k][0]:
-                best[k] = (score, rnd, {n: t.detach().clone() for n, t in model.state_dict().items()})
+        best[k] = evaluate_site_round(model, site, fed.task, config, history, rnd, best[k] if select == "val" else None,
+                                      select == "val")
+
+
+def evaluate_site_round(model: nn.Module, site: Site, task: str, config: Config, history: History, rnd: int,
+                        best: tuple[float, int, dict] | None, track_best: bool) -> tuple[float, int, dict] | None:
+    """Score one site's model of round ``rnd`` on its validation and test splits (the curve metrics, recorded in
+    ``history``) and return its best-validation snapshot ``(score, round, state)``, updated when this round is
+    better (only with ``track_best``; the test split never decides)."""
+    scores = {}
+    for split_name in ("val", "test"):
+        split = getattr(site, split_name)
+        if split is None or not len(split):
+            continue
+        scores[split_name] = evaluate(model, split, task, CURVE_METRICS[task], config.eval_batch_size)
+        for metric, value in scores[split_name].items():
+            history.record(site.name, metric, value, split_name, rnd)
+    if not track_best:
+        return best
+    score = scores["val"][SELECTION_METRIC[task]]
+    if best is None or score > best[0]:
+        return score, rnd, {n: t.detach().clone() for n, t in model.state_dict().items()}
+    return best
+
+
+def kept_model(model: nn.Module, best: tuple[float, int, dict] | None, rounds: int) -> tuple[nn.Module, int]:
+    """The model a site keeps and the round it comes from: its best-validation snapshot when there is one
+    (loaded into a copy of ``model``), else ``model`` itself after the last round."""
+    if best is None:
+        return model, rounds
+    return _with_state(model, best[2]), best[1]
 
 
 def _site_means(history: History, rnd: int) -> dict[str, float]:

@@ -42,7 +42,7 @@ STRATEGIES: dict[str, type[Strategy]] = {
 }
 
 
-def get_strategy(name: str, **kwargs: object) -> Strategy:
+def get_strategy(name: str, /, **kwargs: object) -> Strategy:
     """Instantiate a strategy by its registry name.
 
     Raises:

@@ -25,13 +25,14 @@ the defaults implement FedAvg over a :class:`ParamSplit`.
 from __future__ import annotations
 
 import copy
+import inspect
 from collections.abc import Callable, Mapping, Sequence
 
 import torch
 from torch import nn
 
 from fedlab.config import Config
-from fedlab.data.federation import Federation, Site
+from fedlab.data.federation import Federation, FederationSpec, Site
 from fedlab.federation.client import Client, LossFn, task_loss
 from fedlab.federation.messages import Message, Reply
 from fedlab.federation.params import ParamSplit, weighted_average
@@ -56,6 +57,15 @@ class Strategy:
     #: False for baselines that pool the sites' raw data (Mix): they cannot be deployed on Flower.
     federated = True
 
+    def __new__(cls, *args: object, **kwargs: object) -> Strategy:
+        """Record the constructor's arguments (defaults filled in), so the same strategy can be rebuilt
+        elsewhere (on every Flower node) from its registry name and :meth:`init_kwargs`."""
+        obj = super().__new__(cls)
+        bound = inspect.signature(cls.__init__).bind(obj, *args, **kwargs)
+        bound.apply_defaults()
+        obj._init_kwargs = {k: v for k, v in list(bound.arguments.items())[1:]}
+        return obj
+
     def __init__(self, weighting: str = "samples") -> None:
         if weighting not in WEIGHTINGS:
             raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}")
@@ -65,13 +75,18 @@ class Strategy:
         self.task = "segmentation"
         self.split: ParamSplit | None = None
 
+    def init_kwargs(self) -> dict:
+        """The constructor's arguments, defaults included: ``type(self)(**s.init_kwargs())`` rebuilds ``s``."""
+        return dict(self._init_kwargs)
+
     # --- set-up (configuration, derived once per run) -------------------------------------------
-    def model_factory(self, federation: Federation, config: Config) -> Callable[[], nn.Module] | None:
+    def model_factory(self, federation: Federation | FederationSpec,
+                      config: Config) -> Callable[[], nn.Module] | None:
         """The model this strategy needs when run_federation gets ``model=None`` (default: None = the
         preset's model). FedBN returns a BatchNorm U-Net factory here."""
         return None
 
-    def prepare_model(self, model: nn.Module, federation: Federation) -> nn.Module:
+    def prepare_model(self, model: nn.Module, federation: Federation | FederationSpec) -> nn.Module:
         """Turn the round-0 model into the network every site trains (default: unchanged; LC-Fed wraps
         the U-Net with its site-specific modules). Called once, under the run's seed."""
         return model
@@ -192,5 +207,7 @@ class Strategy:
         return {"sites": facts}
 
     def describe(self) -> dict:
-        """Settings to record in the run receipt (and to identify a run in checkpoints and the cache)."""
-        return {"name": self.name, "weighting": self.weighting, "personalized": self.personalized}
+        """Settings to record in the run receipt and to identify a run in checkpoints and the cache: the
+        name, the class and every constructor argument."""
+        return {**self.init_kwargs(), "name": self.name, "class": type(self).__name__,
+                "personalized": self.personalized}

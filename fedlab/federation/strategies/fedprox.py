@@ -60,9 +60,5 @@ class FedProx(Strategy):
 
         return self.reply(client, client.train(self.steps(client), loss_fn=prox_loss))
 
-    def describe(self) -> dict:
-        """Settings for the run receipt."""
-        return {**super().describe(), "mu": self.mu, "local_steps": self.local_steps or "one epoch"}
-
 
 __all__ = ["FedProx"]

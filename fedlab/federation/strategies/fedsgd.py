@@ -98,8 +98,3 @@ class FedSGD(Strategy):
     def _server_optimizer(self, params: list[torch.Tensor]) -> torch.optim.Optimizer:
         config = self.config.replace(optimizer=self.server_optimizer_name, lr=self.server_lr or self.config.lr)
         return make_optimizer(params, config)
-
-    def describe(self) -> dict:
-        """Settings for the run receipt."""
-        return {**super().describe(), "batch_size": self.batch_size or "full",
-                "server_optimizer": self.server_optimizer_name, "server_lr": self.server_lr}

@@ -80,7 +80,3 @@ class FineTune(FedAvg):
         client.model.load_state_dict(best_state)
         return {"best_step": best_step, "val_score": best_score, "metric": metric,
                 "selection": "validation" if val is not None else "last (no validation split)"}
-
-    def describe(self) -> dict:
-        """Settings for the run receipt."""
-        return {**super().describe(), "finetune_lr": self.lr, "finetune_eval_every": self.eval_every}

@@ -41,7 +41,7 @@ import torch
 from monai.losses import DiceLoss
 from torch import nn
 
-from fedlab.data.federation import Federation
+from fedlab.data.federation import Federation, FederationSpec
 from fedlab.federation.client import Client, LossFn
 from fedlab.federation.messages import Message, Reply
 from fedlab.federation.params import State, weighted_average
@@ -152,7 +152,7 @@ class LCFed(FedRep):
         """The segmentation head and the calibration module stay local."""
         return [model.head] + ([model.hc] if getattr(model, "hc", None) is not None else [])
 
-    def prepare_model(self, model: nn.Module, federation: Federation) -> LCFedNet:
+    def prepare_model(self, model: nn.Module, federation: Federation | FederationSpec) -> LCFedNet:
         """Wrap the round-0 U-Net into an :class:`LCFedNet` with this variant's modules.
 
         Raises:
@@ -169,8 +169,8 @@ class LCFed(FedRep):
             raise ValueError("LC-Fed needs a fedlab.models.UNet (or an LCFedNet) as its model")
         calibration = None
         if self.use_hc:
-            size = int(federation.sites[0].train.x.shape[-1])
-            calibration = HeadCalibration(federation.num_labels, model.feature_channels, image_size=size)
+            calibration = HeadCalibration(federation.num_labels, model.feature_channels,
+                                          image_size=federation.image_size)
         return LCFedNet(model, len(federation), use_pcs=self.use_pcs, calibration=calibration)
 
     def loss_fn(self, task: str, site: int = 0) -> LossFn:
@@ -272,8 +272,3 @@ class LCFed(FedRep):
     def site_model(self, client: Client) -> nn.Module:
         """The site's model ``x -> logits``: its site code, plus calibration once stage 1 has trained."""
         return self._site_model(client, calibrated=client.private["hc_rounds_done"] > 0)
-
-    def describe(self) -> dict:
-        """Settings for the run receipt."""
-        return {**super().describe(), "alpha": self.alpha, "use_pcs": self.use_pcs, "use_hc": self.use_hc,
-                "hc_rounds": self.hc_rounds_arg}

@@ -198,8 +198,3 @@ class PRRFL(Strategy):
         """Stage counts summed over the sites (``stage_counts``) and per site (``site_stage_counts``)."""
         total = {name: sum(f[name] for f in facts.values()) for name in STAGES.values()}
         return {"stage_counts": total, "site_stage_counts": facts}
-
-    def describe(self) -> dict:
-        """Settings for the run receipt."""
-        return {**super().describe(), "start": self.start, "end": self.end, "alpha1": self.alpha1,
-                "alpha2": self.alpha2, "phases": self.phases}
