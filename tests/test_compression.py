@@ -94,3 +94,16 @@ def test_top_k_wraps_scaffold_and_compresses_its_control_variates(toy_federation
     assert h.method == "SCAFFOLD top-20% EF"
     scaffold = run_federation(SCAFFOLD(lr=0.1), toy_federation, tiny_config, select="last", progress=False)
     assert h.ledger[0]["bytes_up"] < 0.5 * scaffold.ledger[0]["bytes_up"]
+
+
+def test_wrappers_rebuild_from_plain_arguments():
+    """What a deployment sends to every node: the registry name and JSON-able constructor arguments."""
+    import json
+
+    from fedlab.federation.strategies import STRATEGIES, SignFlip
+
+    for strategy in (TopK(SCAFFOLD(lr=0.1), 0.2, False), SignFlip(FedAvg(), attackers=[2], scale=3.0)):
+        kwargs = json.loads(json.dumps(strategy.init_kwargs()))
+        rebuilt = type(strategy)(**kwargs)
+        assert rebuilt.describe() == strategy.describe() and rebuilt.inner is not strategy.inner
+    assert STRATEGIES["TopK"](**TopK().init_kwargs()).name == "FedAvg top-10% EF"

@@ -19,8 +19,7 @@ from collections.abc import Sequence
 
 from fedlab.federation.client import Client
 from fedlab.federation.messages import Message, Reply
-from fedlab.federation.strategies.base import Strategy
-from fedlab.federation.strategies.wrapper import StrategyWrapper
+from fedlab.federation.strategies.wrapper import InnerSpec, StrategyWrapper
 
 
 class SignFlip(StrategyWrapper):
@@ -32,11 +31,12 @@ class SignFlip(StrategyWrapper):
         scale: How much the flipped update is amplified (> 0).
     """
 
-    def __init__(self, inner: Strategy | None = None, attackers: Sequence[int] = (0,), scale: float = 5.0) -> None:
+    def __init__(self, inner: InnerSpec = None, attackers: Sequence[int] = (0,), scale: float = 5.0) -> None:
         super().__init__(inner)
         if not scale > 0:
             raise ValueError(f"scale must be > 0, got {scale!r}")
         self.attackers = tuple(sorted({int(a) for a in attackers}))
+        self._init_kwargs["attackers"] = list(self.attackers)  # plain values in the run's identity
         self.scale = float(scale)
 
     def client_update(self, client: Client, message: Message, round: int) -> Reply:
@@ -53,10 +53,6 @@ class SignFlip(StrategyWrapper):
                 tensors[key] = value
         return Reply(reply.client, Message(tensors, dict(reply.message.config)), reply.weight, reply.loss)
 
-    def describe(self) -> dict:
-        """The inner strategy's settings plus the attack."""
-        return {**super().describe(), "attack": {"kind": "sign_flip", "sites": list(self.attackers),
-                                                 "scale": self.scale}}
 
 
 __all__ = ["SignFlip"]

@@ -24,8 +24,8 @@ from collections.abc import Sequence
 from fedlab.federation.client import Client
 from fedlab.federation.messages import Message, Reply
 from fedlab.federation.sparsify import INDICES, VALUES, compress, decompress
-from fedlab.federation.strategies.base import ServerState, Strategy
-from fedlab.federation.strategies.wrapper import StrategyWrapper
+from fedlab.federation.strategies.base import ServerState
+from fedlab.federation.strategies.wrapper import InnerSpec, StrategyWrapper
 
 
 class TopK(StrategyWrapper):
@@ -37,7 +37,7 @@ class TopK(StrategyWrapper):
         error_feedback: Keep what was not sent in a site-private residual and add it to the next update.
     """
 
-    def __init__(self, inner: Strategy | None = None, fraction: float = 0.1, error_feedback: bool = True) -> None:
+    def __init__(self, inner: InnerSpec = None, fraction: float = 0.1, error_feedback: bool = True) -> None:
         super().__init__(inner)
         if not 0 < fraction <= 1:
             raise ValueError(f"fraction must be in (0, 1], got {fraction!r}")
@@ -88,10 +88,6 @@ class TopK(StrategyWrapper):
             rebuilt.append(Reply(r.client, Message(full, dict(r.message.config)), r.weight, r.loss))
         return self.inner.aggregate(round, rebuilt, state)
 
-    def describe(self) -> dict:
-        """The inner strategy's settings plus the compression."""
-        return {**super().describe(), "name": self.name,
-                "compression": {"kind": "top-k", "fraction": self.fraction, "error_feedback": self.error_feedback}}
 
 
 __all__ = ["TopK"]

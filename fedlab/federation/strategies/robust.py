@@ -123,10 +123,6 @@ class TrimmedMean(RobustAggregation):
         """The coordinate-wise trimmed mean."""
         return trimmed_mean(updates, self.trim), {}
 
-    def describe(self) -> dict:
-        """Settings for the run receipt."""
-        return {**super().describe(), "trim": self.trim}
-
 
 class Krum(RobustAggregation):
     """(Multi-)Krum: average the ``num_selected`` updates with the lowest Krum scores.
@@ -158,11 +154,6 @@ class Krum(RobustAggregation):
         update = weighted_average([updates[i] for i in chosen], [weights[i] for i in chosen])
         return update, {"selected": [clients[i] for i in chosen]}
 
-    def describe(self) -> dict:
-        """Settings for the run receipt."""
-        f = "auto" if self.num_byzantine is None else self.num_byzantine
-        return {**super().describe(), "num_byzantine": f, "num_selected": self.num_selected}
-
 
 class NormClip(RobustAggregation):
     """Clip every update to L2 norm ``max_norm`` (default: the median norm of the round), then FedAvg's mean.
@@ -190,10 +181,6 @@ class NormClip(RobustAggregation):
         clipped = [clip_by_norm(u, bound) for u in updates]
         over = [clients[i] for i, n in enumerate(norms.tolist()) if n > bound]
         return weighted_average(clipped, weights), {"clipped": over}
-
-    def describe(self) -> dict:
-        """Settings for the run receipt."""
-        return {**super().describe(), "max_norm": self.max_norm if self.max_norm is not None else "median"}
 
 
 REPORT_KEY = "quality/band_losses"
@@ -293,10 +280,6 @@ class QualityWeighted(Strategy):
         return {"report_round": self.report_round(),
                 "quality": {names[k]: v for k, v in sorted(state["quality"].items())},
                 "noise_score": {names[k]: v for k, v in sorted(state["noise"].items())}}
-
-    def describe(self) -> dict:
-        """Settings for the run receipt."""
-        return {**super().describe(), "warmup": self.warmup, "layerwise": self.layerwise}
 
 
 __all__ = ["REPORT_KEY", "Krum", "Median", "NormClip", "QualityWeighted", "RobustAggregation", "TrimmedMean"]

@@ -153,10 +153,5 @@ class SCAFFOLD(Strategy):
         extra = {CONTROL + k: v.clone() for k, v in new_c.items()}
         return self.reply(client, total / max(steps, 1), extra)
 
-    def describe(self) -> dict:
-        """Settings for the run receipt."""
-        return {**super().describe(), "optimizer": "sgd", "lr": self.lr if self.lr is not None else "config",
-                "server_lr": self.server_lr}
-
 
 __all__ = ["CONTROL", "SCAFFOLD"]

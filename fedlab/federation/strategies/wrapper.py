@@ -10,45 +10,77 @@ and checkpoints work unchanged.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import importlib
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import nn
 
 from fedlab.config import Config
-from fedlab.data.federation import Federation, Site
+from fedlab.data.federation import Federation, FederationSpec, Site
 from fedlab.federation.client import Client, LossFn
 from fedlab.federation.messages import Message, Reply
 from fedlab.federation.params import ParamSplit
 from fedlab.federation.strategies.base import ServerState, Strategy
+from fedlab.federation.strategies.fedavg import FedAvg
+
+InnerSpec = Strategy | Mapping[str, object] | None
+
+
+def build_inner(inner: InnerSpec) -> Strategy:
+    """The wrapped strategy: an instance, None (FedAvg), or ``{"class": "fedlab....ClassName", "kwargs": {...}}``.
+
+    Raises:
+        TypeError: for anything else, or a class outside fedlab or not a Strategy.
+    """
+    if inner is None:
+        return FedAvg()
+    if isinstance(inner, Strategy):
+        return inner
+    if isinstance(inner, Mapping) and isinstance(inner.get("class"), str):
+        module, _, name = str(inner["class"]).rpartition(".")
+        cls = getattr(importlib.import_module(module), name, None) if module.startswith("fedlab.") else None
+        if not (isinstance(cls, type) and issubclass(cls, Strategy)):
+            raise TypeError(f"inner class {inner['class']!r} is not a fedlab Strategy")
+        return cls(**dict(inner.get("kwargs") or {}))
+    raise TypeError(f"inner must be a Strategy, None (FedAvg) or {{'class': ..., 'kwargs': ...}}, got {inner!r}")
+
+
+def class_path(strategy: Strategy) -> str:
+    """``module.ClassName`` of a strategy (what :func:`build_inner` imports)."""
+    return f"{type(strategy).__module__}.{type(strategy).__qualname__}"
 
 
 class StrategyWrapper(Strategy):
     """Forward every step of the Strategy API to ``inner``.
 
     Args:
-        inner: The strategy that does the learning (default: FedAvg).
+        inner: The strategy that does the learning: an instance, or ``{"class": its class path, "kwargs":
+            constructor arguments}`` (default: FedAvg).
 
     The wrapper's :attr:`name` is the inner strategy's, so tables keep the method's name; subclasses
     extend :meth:`describe` so that runs with different wrappers never share a checkpoint or a cache entry.
+    :meth:`init_kwargs` gives the inner strategy as ``{"class", "kwargs"}``, plain values that rebuild it anywhere.
     """
 
-    def __init__(self, inner: Strategy | None = None) -> None:
-        from fedlab.federation.strategies.fedavg import FedAvg
-
-        self.inner = inner if inner is not None else FedAvg()
+    def __init__(self, inner: InnerSpec = None) -> None:
+        self.inner = build_inner(inner)
         super().__init__(self.inner.weighting)
         self.name = self.inner.name
         self.personalized = self.inner.personalized
         self.finish_selects = self.inner.finish_selects
         self.federated = self.inner.federated
 
+    def init_kwargs(self) -> dict:
+        """The constructor's arguments, the inner strategy as ``{"class": its class path, "kwargs": its arguments}``."""
+        return {**super().init_kwargs(), "inner": {"class": class_path(self.inner), "kwargs": self.inner.init_kwargs()}}
+
     # --- set-up --------------------------------------------------------------------------------
-    def model_factory(self, federation: Federation, config: Config):
+    def model_factory(self, federation: Federation | FederationSpec, config: Config):
         """The inner strategy's model factory."""
         return self.inner.model_factory(federation, config)
 
-    def prepare_model(self, model: nn.Module, federation: Federation) -> nn.Module:
+    def prepare_model(self, model: nn.Module, federation: Federation | FederationSpec) -> nn.Module:
         """The inner strategy's network preparation."""
         return self.inner.prepare_model(model, federation)
 
@@ -125,8 +157,10 @@ class StrategyWrapper(Strategy):
         return self.inner.finish(clients, state)
 
     def describe(self) -> dict:
-        """The inner strategy's settings (subclasses add their own)."""
-        return dict(self.inner.describe())
+        """The inner strategy's settings under ``"inner"``, and the wrapper's own arguments."""
+        own = {k: v for k, v in super().init_kwargs().items() if k != "inner"}
+        return {**own, "name": self.name, "class": type(self).__name__, "personalized": self.personalized,
+                "inner": self.inner.describe()}
 
 
 __all__ = ["StrategyWrapper"]
