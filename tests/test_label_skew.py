@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from fedlab.data.federation import Split
-from fedlab.data.label_skew import dirichlet_federation, dirichlet_partition, label_counts
+from fedlab.data.label_skew import dirichlet_federation, dirichlet_partition, label_counts, skew_summary
 
 
 def _labels(n=2000, seed=0):
@@ -63,3 +63,17 @@ def test_federation_shares_one_test_set_and_counts_classes():
     counts = label_counts(fed)
     assert counts.to_numpy().sum() == 200 and list(counts.columns) == [0.0, 1.0]
     assert counts.loc["site 1"].to_dict() == {float(k): v for k, v in fed["site 1"].metadata["class_counts"].items()}
+
+
+def test_skew_summary_reads_sizes_and_class_shares():
+    x = torch.zeros(10, 2)
+    y = torch.tensor([1, 1, 1, 0, 0, 0, 0, 0, 1, 0], dtype=torch.float32)
+    fed = dirichlet_federation(Split(x, y), Split(x[:2], y[:2]), 2, alpha=1.0, seed=0, min_size=1)
+    counts = label_counts(fed)
+    summary = skew_summary(fed)
+    sizes = counts.sum(axis=1)
+    assert summary["largest site share"] == pytest.approx(sizes.max() / 10)
+    shares = counts[1.0] / sizes
+    assert summary["positive share min"] == pytest.approx(shares.min())
+    assert summary["positive share max"] == pytest.approx(shares.max())
+    assert summary["largest site positive share"] == pytest.approx(shares[sizes.idxmax()])

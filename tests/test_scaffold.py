@@ -50,8 +50,8 @@ def test_second_round_differs_from_fedavg(toy_federation, sgd_config):
 def test_with_one_site_it_is_local_sgd(toy_federation, sgd_config):
     one = Federation("one", [toy_federation[1]])
     cfg = sgd_config.replace(rounds=4)
-    scaffold = run_federation(SCAFFOLD(), one, cfg, select="last", progress=False)
-    local = run_federation(Local(), one, cfg, select="last", progress=False)
+    scaffold = run_federation(SCAFFOLD(), one, cfg, select="last", progress=False, device="cpu")
+    local = run_federation(Local(), one, cfg, select="last", progress=False, device="cpu")
     assert _equal(scaffold.site_models[0].state_dict(), local.site_models[0].state_dict())
 
 

@@ -70,6 +70,24 @@ def label_counts(federation: Federation, split: str = "train") -> pd.DataFrame:
     return table.reindex(sorted(table.columns), axis=1).rename_axis(index="site", columns="class")
 
 
+def skew_summary(federation: Federation, positive: float = 1.0) -> dict[str, float]:
+    """How skewed a classification federation's training data are, in four numbers.
+
+    Returns:
+        ``largest site share`` (of all training samples), ``largest site positive share`` (its share of the
+        ``positive`` class), and the lowest and highest positive share over the sites (``positive share min`` /
+        ``max``). A Dirichlet partition skews site sizes as well as class balance: with a small alpha one site
+        often holds most samples.
+    """
+    counts = label_counts(federation)
+    sizes = counts.sum(axis=1)
+    share = counts.get(positive, pd.Series(0, index=counts.index)) / sizes
+    largest = sizes.idxmax()
+    return {"largest site share": float(sizes.max() / sizes.sum()),
+            "largest site positive share": float(share[largest]),
+            "positive share min": float(share.min()), "positive share max": float(share.max())}
+
+
 def dirichlet_federation(train: Split, test: Split, num_sites: int, alpha: float, seed: int = 0,
                          min_size: int = 2, name: str = "dirichlet", synthetic: bool = True,
                          source: str = "") -> Federation:
@@ -102,4 +120,4 @@ def dirichlet_federation(train: Split, test: Split, num_sites: int, alpha: float
                       source=f"{source} Dirichlet(alpha={alpha:g}) over {num_sites} sites, seed={seed}".strip())
 
 
-__all__ = ["dirichlet_federation", "dirichlet_partition", "label_counts"]
+__all__ = ["dirichlet_federation", "dirichlet_partition", "label_counts", "skew_summary"]

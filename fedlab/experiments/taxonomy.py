@@ -109,6 +109,23 @@ def describe_label_skew(mean: pd.DataFrame, std: pd.DataFrame | None, num_seeds:
     return "\n".join(lines)
 
 
+def describe_skew_data(summary: pd.DataFrame) -> str:
+    """What the Dirichlet draws did to the sites, from :func:`fedlab.data.label_skew.skew_summary` rows per setting.
+
+    Args:
+        summary: Rows = settings (balanced first), columns = the skew summary's four numbers (means over seeds).
+    """
+    first, last = summary.index[0], summary.index[-1]
+    row = summary.loc[last]
+    return (f"At {first} the largest site holds {summary.loc[first, 'largest site share']:.0%} of the training "
+            f"samples and every site's AD share lies between {summary.loc[first, 'positive share min']:.0%} and "
+            f"{summary.loc[first, 'positive share max']:.0%}; at {last} the sites' AD shares range from "
+            f"{row['positive share min']:.0%} to {row['positive share max']:.0%}, and the largest site holds "
+            f"{row['largest site share']:.0%} of the samples with an AD share of "
+            f"{row['largest site positive share']:.0%} (means over the partition seeds). A Dirichlet split skews "
+            "site sizes too: with sample weighting, FedAvg then leans on that largest site.")
+
+
 def describe_compression(table: pd.DataFrame) -> str:
     """Bytes against score for FedAvg and the top-k variants.
 
@@ -131,4 +148,4 @@ def describe_compression(table: pd.DataFrame) -> str:
 
 
 __all__ = ["LABEL_SKEW_METHODS", "SWEEP_METHODS", "compression_methods", "describe_axes", "describe_compression",
-           "describe_label_skew", "every_scenario", "sweep_methods"]
+           "describe_label_skew", "describe_skew_data", "every_scenario", "sweep_methods"]
