@@ -6,7 +6,9 @@ its Figure (no ``plt.show()``).
 * :mod:`fedlab.viz.lcfed`: LC-Fed's gates and calibration steps (lesson 03);
 * :mod:`fedlab.viz.classification`: the tabular comparison (lesson 04);
 * :mod:`fedlab.viz.deploy`: a local Flower deployment's processes and round times (lesson 05);
-* :mod:`fedlab.viz.privacy`: reconstructions, leakage sweeps, masked uploads, privacy-utility and epsilon (06-07).
+* :mod:`fedlab.viz.privacy`: reconstructions, leakage sweeps, masked uploads, privacy-utility and epsilon (06-07);
+* :mod:`fedlab.viz.robustness`: aggregation rules, scenarios and site weights (lesson 08);
+* :mod:`fedlab.viz.heterogeneity`: client drift, label skew, score against upload (lesson 09).
 
 Everything public is also importable from ``fedlab.viz`` directly.
 """
@@ -28,6 +30,7 @@ from fedlab.viz.federation import (
     plot_site_bars,
     plot_site_samples,
 )
+from fedlab.viz.heterogeneity import plot_axis_samples, plot_label_counts, plot_quadratic_paths, plot_score_vs_upload
 from fedlab.viz.lcfed import plot_calibration_steps, plot_site_gates
 from fedlab.viz.privacy import (
     plot_clipping,
@@ -37,9 +40,17 @@ from fedlab.viz.privacy import (
     plot_privacy_utility,
     plot_reconstructions,
 )
+from fedlab.viz.robustness import plot_aggregation_rules, plot_grouped_bars, plot_site_weights
 
 __all__ = [
     "cross_matrix",
+    "plot_aggregation_rules",
+    "plot_axis_samples",
+    "plot_grouped_bars",
+    "plot_label_counts",
+    "plot_quadratic_paths",
+    "plot_score_vs_upload",
+    "plot_site_weights",
     "plot_calibration_steps",
     "plot_clipping",
     "plot_communication",
