@@ -105,10 +105,6 @@ class ParamSplit:
         """The part of ``state`` that is sent to the server (detached clones)."""
         return {k: state[k].detach().clone() for k in self.shared}
 
-    def local_state(self, state: Mapping[str, torch.Tensor]) -> State:
-        """The part of ``state`` that stays at the site (detached clones)."""
-        return {k: state[k].detach().clone() for k in self.local}
-
 
 def weighted_average(states: Sequence[Mapping[str, torch.Tensor]], weights: Sequence[float] | None = None) -> State:
     """Weighted mean of several states: ``sum_k w_k * state_k / sum_k w_k`` per key.

@@ -195,6 +195,7 @@ def plot_metric_vs_bytes(histories, metric: str = "dice", split: str = "test", t
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
+    return fig
 
 
 # --- personalization ---
