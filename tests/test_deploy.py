@@ -374,15 +374,21 @@ def test_fedlab_works_without_flower_and_the_flower_modules_name_the_extra(monke
         monkeypatch.setattr(fedlab, "deploy", sys.modules["fedlab.deploy"])
     for name in [m for m in sys.modules if m == "flwr" or m.startswith(("flwr.", "fedlab.deploy"))]:
         monkeypatch.delitem(sys.modules, name)  # restored after the test
+    before = set(sys.modules)
     monkeypatch.setattr(sys, "meta_path", [NoFlower(), *sys.meta_path])
-    deploy = importlib.import_module("fedlab.deploy")
-    assert not deploy.flower_available()
-    for module in ("fedlab.deploy.local", "fedlab.deploy.node", "fedlab.deploy.runspec", "fedlab.deploy.compare",
-                   "fedlab.deploy.executor", "fedlab.deploy.supernode"):
-        importlib.import_module(module)
-    for module in ("fedlab.deploy.flower", "fedlab.deploy.records", "fedlab.deploy.server"):
-        with pytest.raises(ImportError, match=r'pip install "fedlab-med\[flower\]"'):
+    try:
+        deploy = importlib.import_module("fedlab.deploy")
+        assert not deploy.flower_available()
+        for module in ("fedlab.deploy.local", "fedlab.deploy.node", "fedlab.deploy.runspec", "fedlab.deploy.compare",
+                       "fedlab.deploy.executor", "fedlab.deploy.supernode"):
             importlib.import_module(module)
+        for module in ("fedlab.deploy.flower", "fedlab.deploy.records", "fedlab.deploy.server"):
+            with pytest.raises(ImportError, match=r'pip install "fedlab-med\[flower\]"'):
+                importlib.import_module(module)
+    finally:  # the Flower-less copies must not outlive the test (later tests would get their classes)
+        for name in set(sys.modules) - before:
+            if name == "flwr" or name.startswith(("flwr.", "fedlab.deploy")):
+                del sys.modules[name]
 
 
 def test_compare_histories_sees_one_changed_score_and_side_by_side_lines_them_up(federation):
