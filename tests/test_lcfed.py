@@ -330,9 +330,7 @@ def test_stage_boundary_needs_a_backbone_round(toy_federation, tiny_config):
 
 
 def test_site_model_without_hc_is_the_site_coded_net():
-    # seed 1: with seed 0 the PCS of this tiny net draws 4 hidden ReLU units that are all dead for this input
-    # (every gate 0.5 for every site code), so the site code could not change the output
-    net = make_net(hc=False, seed=1)
+    net = make_net(hc=False)
     x = torch.rand(2, 1, 16, 16)
     torch.testing.assert_close(LCFedSiteModel(net, 2)(x), net(x, 2))
     with torch.no_grad():
