@@ -311,18 +311,45 @@ def test_mr_slices_are_rescaled_by_their_99th_percentile():
     np.testing.assert_allclose(p99, 1.0, atol=5e-3)  # interpolated between the clipped top 1% and below
 
 
-def test_prostate_outline_is_low_contrast_like_real_t2():
-    """Inside vs just outside the gland differ by less than the gland's own spread (real slices: ~0.5-1)."""
-    sample = sample_site("prostate", replace(REFERENCE_STYLES["prostate"], cases=12, images_per_case=5), 12, 64,
-                         rng=5)
+def _outline_contrast(images: np.ndarray, masks: np.ndarray, ring: int) -> np.ndarray:
+    """Per image: |mean of a ``ring``-pixel band inside the outline - mean of one outside| / SD inside."""
     from scipy.ndimage import binary_dilation, binary_erosion
 
-    ratios = []
-    for img, mask in zip(sample.images[:, 0], sample.true_masks[:, 0] > 0, strict=True):
-        ring_in = mask & ~binary_erosion(mask, iterations=2)
-        ring_out = binary_dilation(mask, iterations=2) & ~mask
-        ratios.append(abs(img[ring_in].mean() - img[ring_out].mean()) / img[mask].std())
-    assert np.median(ratios) < 1.0
+    out = []
+    for img, mask in zip(images, masks, strict=True):
+        inner = mask & ~binary_erosion(mask, iterations=ring)
+        outer = binary_dilation(mask, iterations=ring) & ~mask
+        out.append(abs(img[inner].mean() - img[outer].mean()) / img[mask].std())
+    return np.array(out)
+
+
+def _synthetic_prostate_contrast() -> float:
+    # 2 px at 64 px = 6 px of the benchmark's 384-px crop (the 64-px image is its central half)
+    sample = sample_site("prostate", replace(REFERENCE_STYLES["prostate"], images_per_case=5), 12, 64, rng=5)
+    return float(np.median(_outline_contrast(sample.images[:, 0], sample.true_masks[:, 0] > 0, ring=2)))
+
+
+def test_prostate_outline_is_low_contrast_like_real_t2():
+    """Inside and just outside the gland differ by about the gland's own spread, not by a clear edge.
+
+    The real two-site sample (``../shared``) gives a median of 0.86 (range 0.05-1.31) with the same measure;
+    the old blob-in-noise generator gave about 4.
+    """
+    assert 0.4 < _synthetic_prostate_contrast() < 1.2
+
+
+@pytest.mark.realdata
+def test_prostate_outline_contrast_matches_the_real_slices(shared):
+    from PIL import Image
+
+    root = shared / "realdata" / "prostate_nci_isbi2013_slices"
+    images, masks = [], []
+    for path in sorted(root.glob("*/*/image/*.png")):
+        images.append(np.asarray(Image.open(path).convert("L"), dtype=np.float32) / 255)
+        masks.append(np.asarray(Image.open(str(path).replace("/image/", "/mask/")).convert("L")) < 128)  # inverted
+    assert len(images) == 12
+    real = float(np.median(_outline_contrast(np.stack(images), np.stack(masks), ring=6)))
+    assert abs(_synthetic_prostate_contrast() - real) < 0.35, real
 
 
 def test_prostate_has_gland_like_distractors_and_shrinks_towards_apex_and_base():
