@@ -8,7 +8,7 @@ from fedlab._install_check import check_not_shadowed
 
 check_not_shadowed()
 
-from fedlab.config import PRESETS, Config, get_config  # noqa: E402
+from fedlab.config import PRESETS, Config, TabularConfig, get_config  # noqa: E402
 from fedlab.data.federation import Federation, Site, Split  # noqa: E402
 from fedlab.notebook import NotebookRun, start_run  # noqa: E402
 from fedlab.reproducibility import run_receipt, seed_everything, select_device  # noqa: E402
@@ -34,6 +34,7 @@ __all__ = [
     "NotebookRun",
     "Site",
     "Split",
+    "TabularConfig",
     "__version__",
     "get_config",
     "print_config",

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,8 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from fedlab.config import DATA_DIR_ENV, PRESET_ENV, Config, get_config
+from fedlab.config import DATA_DIR_ENV, Config, get_config
+from fedlab.federation.cache import RunCache
 from fedlab.reproducibility import run_receipt, seed_everything, select_device
 
 OUTPUT_ROOT_ENV = "FEDLAB_OUTPUT_ROOT"
@@ -54,6 +56,12 @@ class NotebookRun:
     def preset(self) -> str:
         """The preset name."""
         return self.config.preset
+
+    @property
+    def cache(self) -> RunCache:
+        """The run cache shared by every notebook writing under the same output root
+        (``<output root>/cache``): a run another lesson already trained is not trained again."""
+        return RunCache(self.output_dir.parent / "cache")
 
     @property
     def synthetic(self) -> bool:
@@ -94,7 +102,7 @@ class NotebookRun:
 
 
 def start_run(notebook: str, preset: str = "classroom", seed: int = 0, data_dir: str = "", device: str = "auto",
-              output_dir: str = "") -> NotebookRun:
+              output_dir: str = "", family: str = "segmentation") -> NotebookRun:
     """Resolve a notebook's parameters (with environment fallbacks), seed, and pick the device.
 
     Args:
@@ -103,21 +111,59 @@ def start_run(notebook: str, preset: str = "classroom", seed: int = 0, data_dir:
         seed: Run seed.
         data_dir: Real-data folder ("" = embedded synthetic data); ``$FEDLAB_DATA_DIR`` wins when set.
         device: "auto", "cpu", "cuda", ...
-        output_dir: Where to write results ("" = ``$FEDLAB_OUTPUT_ROOT/<notebook>``, default ``outputs/<notebook>``).
+        output_dir: Where to write results; "" = ``default_output_root() / notebook``, that is
+            ``$FEDLAB_OUTPUT_ROOT/<notebook>`` when set, else ``<checkout>/outputs/<notebook>`` in a
+            fedlab checkout (whether run from JupyterLab, papermill or ``make reproduce``), else
+            ``./outputs/<notebook>`` beside the notebook.
+        family: Preset family of the lesson, "segmentation" or "tabular" (see :func:`fedlab.config.get_config`).
 
     Raises:
         ValueError: for an unknown preset.
         FileNotFoundError: when the data folder does not exist.
     """
-    config = get_config(os.environ.get(PRESET_ENV) or preset)
+    config = get_config(preset, family=family, env_wins=True)
     data_dir = os.environ.get(DATA_DIR_ENV) or data_dir or ""
     if data_dir and not Path(data_dir).exists():
         raise FileNotFoundError(
             f"DATA_DIR={data_dir!r} does not exist. Set DATA_DIR='' to use the embedded synthetic data, or "
             "point it at a dataset laid out as its manifest in data_manifests/ describes.")
     seed_everything(seed)
-    out = Path(output_dir) if output_dir else Path(os.environ.get(OUTPUT_ROOT_ENV) or "outputs") / notebook
+    out = Path(output_dir).resolve() if output_dir else default_output_root() / notebook
     return NotebookRun(notebook, config, int(seed), str(data_dir), select_device(device), out)
+
+
+def default_output_root(start: str | Path | None = None) -> Path:
+    """The folder that holds one output folder per notebook (an absolute path).
+
+    ``$FEDLAB_OUTPUT_ROOT`` when set. Otherwise ``outputs/`` at the root of the fedlab checkout that
+    contains ``start`` (its ``pyproject.toml`` names the distribution fedlab-med), so that a lesson
+    run from JupyterLab or papermill (working directory ``notebooks/``) and ``make reproduce``
+    (working directory the checkout) write to the same place. Outside a checkout (fedlab installed
+    from a wheel, notebooks copied elsewhere): ``start/outputs``, beside the notebook.
+
+    Args:
+        start: Where to look from (default: the working directory, the notebook's folder under Jupyter).
+    """
+    env = os.environ.get(OUTPUT_ROOT_ENV)
+    if env:
+        return Path(env).expanduser().resolve()
+    here = Path(start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if _is_checkout(folder):
+            return folder / "outputs"
+    return here / "outputs"
+
+
+def _is_checkout(folder: Path) -> bool:
+    """True for the root of a fedlab source checkout: notebooks/ beside a pyproject.toml of fedlab-med."""
+    pyproject = folder / "pyproject.toml"
+    if not (pyproject.is_file() and (folder / "notebooks").is_dir()):
+        return False
+    try:
+        text = pyproject.read_text(encoding="utf-8")
+    except OSError:
+        return False
+    return re.search(r'^name\s*=\s*"fedlab-med"', text, flags=re.MULTILINE) is not None
 
 
 def _describe_data(data: object | None, data_dir: str) -> dict:

@@ -44,31 +44,47 @@ def summary_table(output_root: str | Path, names: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def run_notebook(notebook: Path, out_dir: Path, preset: str) -> None:
+    """Execute one lesson with papermill into ``out_dir`` (executed copy, results.csv, summary.json).
+
+    The kernel runs in the notebook's folder, as under JupyterLab; ``OUTPUT_DIR`` is set explicitly.
+
+    Raises:
+        papermill.PapermillExecutionError: when a cell fails (the partial notebook is kept in ``out_dir``).
+    """
+    import papermill as pm
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    pm.execute_notebook(str(notebook), str(out_dir / notebook.name), cwd=str(notebook.parent),
+                        parameters={"PRESET": preset, "OUTPUT_DIR": str(out_dir.resolve())},
+                        progress_bar=False, kernel_name="python3")
+
+
 def reproduce(preset: str = "classroom", notebooks_dir: str | Path | None = None,
-              output_root: str | Path = "outputs", only: list[str] | None = None) -> int:
+              output_root: str | Path | None = None, only: list[str] | None = None) -> int:
     """Execute the notebooks; return 0 if all succeeded, else 1.
 
     Args:
         preset: "smoke", "classroom" or "paper".
         notebooks_dir: Folder with the notebooks (default: the checkout's ``notebooks/``).
-        output_root: Results go to ``output_root/<notebook>/``.
+        output_root: Results go to ``output_root/<notebook>/`` (default: ``fedlab.notebook.default_output_root``,
+            the checkout's ``outputs/``, the place a notebook run from JupyterLab writes to).
         only: Restrict to notebooks whose name starts with one of these prefixes (e.g. ["01"]).
     """
-    import papermill as pm
+    from fedlab.notebook import default_output_root
 
-    notebooks = find_notebooks(notebooks_dir or REPO_ROOT / "notebooks")
+    notebooks_dir = Path(notebooks_dir or REPO_ROOT / "notebooks")
+    notebooks = find_notebooks(notebooks_dir)
+    output_root = Path(output_root) if output_root else default_output_root(notebooks_dir)
     if only:
         notebooks = [p for p in notebooks if any(p.stem.startswith(o) for o in only)]
     failed = []
     for nb in notebooks:
         out_dir = Path(output_root) / nb.stem
-        out_dir.mkdir(parents=True, exist_ok=True)
         print(f"== {nb.stem} (preset={preset}) -> {out_dir}", flush=True)
         tic = time.perf_counter()
         try:
-            pm.execute_notebook(str(nb), str(out_dir / nb.name), cwd=str(nb.parent),
-                                parameters={"PRESET": preset, "OUTPUT_DIR": str(out_dir.resolve())},
-                                progress_bar=False, kernel_name="python3")
+            run_notebook(nb, out_dir, preset)
         except Exception as err:  # keep going: one broken lesson must not hide the others' results
             failed.append(nb.stem)
             print(f"   FAILED after {time.perf_counter() - tic:.0f} s: {type(err).__name__}: {str(err)[:500]}")
@@ -84,7 +100,7 @@ def reproduce(preset: str = "classroom", notebooks_dir: str | Path | None = None
             for key, value in extra.items():
                 print(f"  {key:<32} {value}")
     if failed:
-        print(f"\nFailed notebooks: {failed}. Open outputs/<notebook>/<notebook>.ipynb to see the error.")
+        print(f"\nFailed notebooks: {failed}. Open {output_root}/<notebook>/<notebook>.ipynb to see the error.")
         return 1
     return 0
 
@@ -93,7 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     """Command-line entry point (``python -m fedlab.reproduce``)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="classroom", choices=["smoke", "classroom", "paper"])
-    parser.add_argument("--output-root", default="outputs")
+    parser.add_argument("--output-root", default=None,
+                        help="default: $FEDLAB_OUTPUT_ROOT, else outputs/ in the checkout")
     parser.add_argument("--only", nargs="*", help="notebook prefixes, e.g. 01 03")
     args = parser.parse_args(argv)
     return reproduce(args.preset, output_root=args.output_root, only=args.only)

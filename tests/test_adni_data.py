@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,8 +13,9 @@ import torch
 
 from fedlab.data.splits import stratified_split
 from fedlab.data.standardize import feature_sums, fit_scaler, scaler_from_sums, standardize
-from fedlab.data.synthetic.adni import AAL90_ROIS, make_adni_cohort
+from fedlab.data.synthetic.adni import AAL90_ROIS, CohortSpec, make_adni_cohort
 from fedlab.data.tabular import (
+    UCI_FLAMBY_FEATURES,
     UCI_MD5,
     UCI_ROWS,
     UCI_SITES,
@@ -28,18 +29,18 @@ from fedlab.data.tabular import (
 )
 
 
-def _shared() -> Path | None:
-    env = os.environ.get("FEDLAB_SHARED_DIR")
-    path = Path(env) if env else Path(__file__).resolve().parents[2] / "shared"
-    return path if path.is_dir() else None
-
-
-UCI_DIR = (_shared() or Path("/nonexistent")) / "realdata" / "uci_heart_disease"
-
-
 @pytest.fixture(scope="module")
 def cohort() -> pd.DataFrame:
     return make_adni_cohort(0)
+
+
+@pytest.fixture
+def uci_dir(shared) -> Path:
+    """The UCI sample in ../shared/realdata (skipped when absent)."""
+    path = shared / "realdata" / "uci_heart_disease"
+    if not path.is_dir():
+        pytest.skip("../shared/realdata/uci_heart_disease not present")
+    return path
 
 
 def test_aal90_names():
@@ -60,6 +61,21 @@ def test_cohort_counts_and_balance(cohort):
 def test_cohort_deterministic_and_seeded(cohort):
     pd.testing.assert_frame_equal(cohort, make_adni_cohort(0))
     assert not np.allclose(cohort[list(AAL90_ROIS)].to_numpy(), make_adni_cohort(1)[list(AAL90_ROIS)].to_numpy())
+    pd.testing.assert_frame_equal(make_adni_cohort(3, CohortSpec()), make_adni_cohort(3))
+
+
+def test_cohort_stages_keep_their_quantile_when_parameters_change():
+    """Common random numbers: a milder ADNI-2 (lower mean stage) shrinks every AD subject's atrophy, nothing else."""
+    base = CohortSpec()
+    milder = replace(base, sites=(base.sites[0], replace(base.sites[1], severity=base.sites[1].severity / 2)))
+    a, b = make_adni_cohort(0, base), make_adni_cohort(0, milder)
+    pd.testing.assert_frame_equal(a[a.phase == "ADNI-1"], b[b.phase == "ADNI-1"])
+    two_a, two_b = a[a.phase == "ADNI-2"], b[b.phase == "ADNI-2"]
+    nc = (two_a.diagnosis == "NC").to_numpy()
+    np.testing.assert_allclose(two_a.loc[nc, list(AAL90_ROIS)], two_b.loc[nc, list(AAL90_ROIS)])
+    assert (two_b.loc[~nc, "Hippocampus_L"].to_numpy() >= two_a.loc[~nc, "Hippocampus_L"].to_numpy() - 1e-9).all()
+    with pytest.raises(ValueError, match="severity_shape"):
+        CohortSpec(severity_shape=0.0)
 
 
 def test_cohort_effects(cohort):
@@ -148,15 +164,11 @@ def test_adni_loader_removes_subjects_in_both_phases(cohort, tmp_path, capsys):
 
 
 # --- UCI heart disease --------------------------------------------------------------------------
-needs_uci = pytest.mark.skipif(not UCI_DIR.is_dir(), reason="../shared/realdata/uci_heart_disease not present")
-
-
 @pytest.mark.realdata
-@needs_uci
-def test_uci_raw_row_counts_and_policy():
+def test_uci_raw_row_counts_and_policy(uci_dir):
     for site, fname in UCI_SITES.items():
-        assert len(read_uci_site(UCI_DIR / fname)) == UCI_ROWS[site]
-    df = load_uci_heart(UCI_DIR)
+        assert len(read_uci_site(uci_dir / fname)) == UCI_ROWS[site]
+    df = load_uci_heart(uci_dir)
     assert len(df) == 740  # FLamby's count after dropping slope/ca/thal and rows with NaN
     assert df.drop(columns=["site"]).notna().all().all() and set(df.target) == {0, 1}
     fed = uci_federation(df, seed=0)
@@ -164,11 +176,36 @@ def test_uci_raw_row_counts_and_policy():
 
 
 @pytest.mark.realdata
-@needs_uci
-def test_uci_md5_check_accepts_originals_and_rejects_corrupt_copy(tmp_path):
-    verify_uci_heart(UCI_DIR)
+def test_uci_flamby_preprocessing_matches_flambys_published_layout(uci_dir):
+    """FLamby's README: 740 rows, train/test 199/104, 172/89, 30/16, 85/45; 13 inputs after one-hot coding."""
+    df = load_uci_heart(uci_dir, preprocessing="flamby")
+    assert len(df) == 740
+    counts = df.groupby(["site", "flamby_split"]).size().unstack()
+    assert counts.loc[list(UCI_SITES), ["train", "test"]].to_numpy().tolist() == [[199, 104], [172, 89], [30, 16],
+                                                                                 [85, 45]]
+    assert set(UCI_FLAMBY_FEATURES) <= set(df.columns) and len(UCI_FLAMBY_FEATURES) == 13
+    onehot = df[["cp_2", "cp_3", "cp_4"]].sum(axis=1)
+    assert set(onehot) <= {0.0, 1.0}  # cp = 1 is the dropped first level
+    raw = load_uci_heart(uci_dir)
+    assert (raw["cp"] == 1).sum() == (onehot == 0).sum()
+    # the split is FLamby's: stratified (by disease) where both classes have more than 2 rows, fixed seed 43
+    again = load_uci_heart(uci_dir, preprocessing="flamby")
+    assert (again["flamby_split"] == df["flamby_split"]).all()
+    cle = df[df.site == "Cleveland"]
+    rate = cle.groupby("flamby_split")["target"].mean()
+    assert abs(rate["train"] - rate["test"]) < 0.02
+    fed = uci_federation(df, seed=5, test_fraction=0.2)  # the FLamby split ignores seed and fraction
+    assert [len(s.train) for s in fed] == [199, 172, 30, 85] and fed.num_channels == 13
+    assert [len(s.test) for s in uci_federation(df, test_fraction=None)] == [303, 261, 46, 130]
+    with pytest.raises(ValueError, match="Unknown UCI preprocessing 'sklearn'"):
+        load_uci_heart(uci_dir, preprocessing="sklearn")
+
+
+@pytest.mark.realdata
+def test_uci_md5_check_accepts_originals_and_rejects_corrupt_copy(uci_dir, tmp_path):
+    verify_uci_heart(uci_dir)
     for fname in UCI_MD5:
-        shutil.copy(UCI_DIR / fname, tmp_path / fname)
+        shutil.copy(uci_dir / fname, tmp_path / fname)
     verify_uci_heart(tmp_path)
     bad = tmp_path / "processed.va.data"
     bad.write_bytes(bad.read_bytes().replace(b"?", b"0", 1))
@@ -180,16 +217,15 @@ def test_uci_md5_check_accepts_originals_and_rejects_corrupt_copy(tmp_path):
 
 
 @pytest.mark.realdata
-@needs_uci
-def test_uci_downloader_checks_md5_on_local_server(tmp_path):
+def test_uci_downloader_checks_md5_on_local_server(uci_dir, tmp_path):
     from fedlab.data.tabular import download_uci_heart
 
-    dest = download_uci_heart(tmp_path / "dl", base_url=UCI_DIR.as_uri() + "/")  # file:// URL, no network
+    dest = download_uci_heart(tmp_path / "dl", base_url=uci_dir.as_uri() + "/")  # file:// URL, no network
     verify_uci_heart(dest)
     server = tmp_path / "server"
     server.mkdir()
     for fname in UCI_MD5:
-        shutil.copy(UCI_DIR / fname, server / fname)
+        shutil.copy(uci_dir / fname, server / fname)
     (server / "processed.cleveland.data").write_bytes(b"corrupt\n")
     with pytest.raises(ValueError, match="downloaded processed.cleveland.data has MD5"):
         download_uci_heart(tmp_path / "dl2", base_url=server.as_uri() + "/")

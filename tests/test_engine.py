@@ -37,22 +37,18 @@ def test_fedavg_with_one_client_and_fresh_adam_differs_from_local(toy_federation
     assert not _equal_states(fed.site_models[0].state_dict(), local.site_models[0].state_dict())
 
 
-class _Spy(Strategy):
-    """Records, per round, how many parameters already have optimiser state when local training starts."""
+def _spy(base: type[Strategy]) -> Strategy:
+    """``base`` that records, per round, how many parameters have optimiser state when local training starts."""
 
-    def __init__(self, base: type[Strategy]) -> None:
-        super().__init__()
-        self.base = base
-        self.seen: dict[int, list[int]] = {}
+    class Spy(base):
+        def client_update(self, client, message, round):
+            self.prepare_round(client, message)
+            self.seen.setdefault(round, []).append(len(client.optimizer.state))
+            return self.reply(client, client.train(self.config.local_steps))
 
-    def param_split(self, model):
-        return self.base().param_split(model)
-
-    def client_update(self, client, round):
-        self.seen.setdefault(round, []).append(len(client.optimizer.state))
-        if self.base is Local:
-            return Local.client_update(self, client, round)
-        return super().client_update(client, round)
+    spy = Spy()
+    spy.seen = {}
+    return spy
 
 
 @pytest.mark.parametrize(("base", "optimizer_state", "fresh_at_round_2"), [
@@ -60,8 +56,7 @@ class _Spy(Strategy):
 ])
 def test_client_optimiser_state_at_the_start_of_round_2(toy_federation, tiny_config, base, optimizer_state,
                                                         fresh_at_round_2):
-    spy = _Spy(base)
-    spy.overwrites_weights = base.overwrites_weights
+    spy = _spy(base)
     run_federation(spy, toy_federation, tiny_config.replace(optimizer_state=optimizer_state, rounds=2),
                    select="last", progress=False)
     assert spy.seen[1] == [0, 0, 0]  # nothing has stepped yet
@@ -133,24 +128,25 @@ class _CrashError(RuntimeError):
     pass
 
 
-class _CrashingFedAvg(FedAvg):
+def _crashing_fedavg(crash_round: int) -> FedAvg:
     """FedAvg that dies in the middle of a given round (simulates a killed job)."""
+    strategy = FedAvg()
+    aggregate = strategy.aggregate
 
-    def __init__(self, crash_round: int) -> None:
-        super().__init__()
-        self.crash_round = crash_round
-
-    def aggregate(self, updates, round):
-        if round == self.crash_round:
+    def crash(round, replies, state):
+        if round == crash_round:
             raise _CrashError(f"killed in round {round}")
-        return super().aggregate(updates, round)
+        return aggregate(round, replies, state)
+
+    strategy.aggregate = crash
+    return strategy
 
 
 def test_checkpoint_resume_after_crash_gives_identical_history(toy_federation, tiny_config, tmp_path):
     cfg = tiny_config.replace(rounds=5, checkpoint_every=2, eval_every=2)
     uninterrupted = run_federation(FedAvg(), toy_federation, cfg, progress=False)
     with pytest.raises(_CrashError):
-        run_federation(_CrashingFedAvg(crash_round=4), toy_federation, cfg, checkpoint_dir=tmp_path,
+        run_federation(_crashing_fedavg(crash_round=4), toy_federation, cfg, checkpoint_dir=tmp_path,
                        progress=False)
     assert (tmp_path / "checkpoint.pt").exists()
     resumed = run_federation(FedAvg(), toy_federation, cfg, checkpoint_dir=tmp_path, progress=False)
@@ -186,3 +182,31 @@ def test_unknown_strategy_and_bad_select(toy_federation, tiny_config):
         run_federation(Strategy(), toy_federation, tiny_config, select="test", progress=False)
     with pytest.raises(ValueError, match="weighting"):
         FedAvg(weighting="size")
+
+
+def test_every_strategy_can_be_rebuilt_from_its_registry_name_and_init_kwargs():
+    """What a Flower node does: the same strategy from (registry name, JSON-able constructor arguments)."""
+    import json
+
+    from fedlab.federation.strategies import STRATEGIES, LCFed
+
+    for name, cls in STRATEGIES.items():
+        strategy = cls()
+        kwargs = json.loads(json.dumps(strategy.init_kwargs()))
+        assert get_strategy(name, **kwargs).describe() == strategy.describe(), name
+    ablation = LCFed(alpha=0.0, use_hc=False, name="+ PCS")
+    rebuilt = LCFed(**json.loads(json.dumps(ablation.init_kwargs())))
+    assert rebuilt.describe() == ablation.describe() and rebuilt.name == "+ PCS"
+
+
+def test_the_network_needs_only_the_federation_spec(toy_federation, tiny_config):
+    """A Flower node or server knows the federation's spec, not the other sites' data: same round-0 network."""
+    from fedlab.federation.simulation import build_network
+    from fedlab.federation.strategies import FedBN, LCFed
+
+    for strategy in (FedAvg(), FedBN(), LCFed()):
+        a = build_network(strategy, toy_federation, tiny_config, seed=3)
+        b = build_network(strategy, toy_federation.spec(), tiny_config, seed=3)
+        assert _equal_states(a.state_dict(), b.state_dict())
+    spec = toy_federation.spec()
+    assert type(spec).from_dict(spec.to_dict()) == spec and len(spec) == 3 and spec.image_size == 16

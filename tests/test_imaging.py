@@ -1,4 +1,4 @@
-"""The generic multi-site folder loader: formats, options, oracles for resizing/normalisation, errors."""
+"""The generic multi-site folder loader and image preprocessing: formats, options, oracles (MONAI, numpy), errors."""
 
 from __future__ import annotations
 
@@ -9,15 +9,10 @@ import pytest
 from PIL import Image
 from realdata_fixtures import make_nifti_site, make_png_tree
 
-from fedlab.data.imaging import (
-    DataError,
-    MaskCoding,
-    Preprocessing,
-    load_folder_federation,
-    normalize_image,
-    read_pair,
-    resize_pair,
-)
+from fedlab.data.coding import MaskCoding
+from fedlab.data.errors import DataError
+from fedlab.data.folder import find_folder_layout, load_folder_federation
+from fedlab.data.imaging import Preprocessing, normalize_image, read_pair, resize_pair
 
 SITES = {"B": (3, 2), "A": (4, 1)}
 
@@ -26,6 +21,7 @@ def test_png_tree_becomes_real_federation(tmp_path: Path) -> None:
     root = make_png_tree(tmp_path, SITES, size=16)
     fed = load_folder_federation(root, name="toy", image_size=16)
     assert fed.site_names == ["A", "B"] and not fed.synthetic and fed.title == "toy (real)"
+    assert fed.provenance["dataset"] == "folder" and fed.provenance["mask_coding"].startswith("binary, object bright")
     assert fed["A"].train.x.shape == (4, 1, 16, 16) and fed["B"].test.y.shape == (2, 1, 16, 16)
     raw = np.asarray(Image.open(root / "A/train/mask/00.png")) >= 128
     np.testing.assert_array_equal(fed["A"].train.y[0, 0].numpy(), raw)  # same size: masks untouched
@@ -33,11 +29,20 @@ def test_png_tree_becomes_real_federation(tmp_path: Path) -> None:
     np.testing.assert_allclose(fed["A"].train.x[0, 0].numpy(), img, rtol=1e-6)  # 8-bit -> x / 255
 
 
-def test_invert_is_complement(tmp_path: Path) -> None:
+def test_dark_polarity_is_the_complement(tmp_path: Path) -> None:
     root = make_png_tree(tmp_path, SITES, size=16)
     plain = load_folder_federation(root, image_size=None)
-    inverted = load_folder_federation(root, image_size=None, invert_mask=True)
+    inverted = load_folder_federation(root, image_size=None, polarity="dark", max_foreground=None)
     np.testing.assert_array_equal(inverted["A"].train.y.numpy(), 1 - plain["A"].train.y.numpy())
+
+
+def test_folder_layout_names_are_found(tmp_path: Path) -> None:
+    root = make_png_tree(tmp_path / "plural", {"S": (2, 1), "T": (1, 1)}, image_dir="images", mask_dir="masks")
+    layout = find_folder_layout(root)
+    assert (layout.sites, layout.image_dir, layout.mask_dir) == (("S", "T"), "images", "masks")
+    assert layout.counts == {"S": {"train": 2, "test": 1}, "T": {"train": 1, "test": 1}}
+    assert load_folder_federation(root, image_size=8).site_names == ["S", "T"]
+    assert find_folder_layout(tmp_path / "nothing") is None
 
 
 def test_resize_oracles() -> None:
@@ -54,14 +59,20 @@ def test_resize_oracles() -> None:
     np.testing.assert_array_equal(msk16[0, ::2, ::2], mask[0])
 
 
-def test_percentile_normalisation_oracle() -> None:
+def test_normalisation_oracles() -> None:
     x = np.arange(200, dtype=np.float32).reshape(1, 10, 20) + 5
+    x = np.concatenate([x, 3 * x[:, ::-1] - 7])  # two channels, each normalised on its own
+    lo = x.reshape(2, -1).min(1)[:, None, None]
+    hi = np.percentile(x.reshape(2, -1), 99, axis=1)[:, None, None]  # numpy's (linear) 99th percentile
     out = normalize_image(x, "percentile", np.dtype(np.int16))
-    lo, hi = 5.0, float(np.sort(x.ravel())[int(200 * 0.99)])
-    np.testing.assert_allclose(out, (np.clip(x, lo, hi) - lo) / (hi - lo), rtol=1e-6)
-    assert out.min() == 0 and out.max() == 1
+    np.testing.assert_allclose(out, (np.clip(x, lo, hi) - lo) / (hi - lo), rtol=1e-5, atol=1e-6)
+    mx = x.reshape(2, -1).max(1)[:, None, None]
+    np.testing.assert_allclose(normalize_image(x, "minmax", np.dtype(np.int16)), (x - lo) / (mx - lo), atol=1e-6)
     z = normalize_image(x, "zscore", np.dtype(np.int16))
-    assert abs(z.mean()) < 1e-5 and abs(z.std() - 1) < 1e-4
+    np.testing.assert_allclose(z, (x - x.mean((1, 2), keepdims=True)) / x.std((1, 2), keepdims=True), atol=1e-5)
+    np.testing.assert_allclose(normalize_image(x, "scale255", np.dtype(np.uint8)), x / 255, rtol=1e-6)
+    flat = np.full((1, 4, 4), 7, np.float32)  # an empty slice: 0, no division by zero
+    assert not normalize_image(flat, "percentile", np.dtype(np.int16)).any()
 
 
 def test_rgb_jpg_and_channel_options(tmp_path: Path) -> None:
@@ -100,30 +111,6 @@ def test_nifti_volumes_are_sliced(tmp_path: Path) -> None:
     assert bool((again["P"].val.x == site.val.x).all())
 
 
-def test_fundus_level_coding(tmp_path: Path) -> None:
-    for split in ("train", "test"):
-        for sub in ("ROIs/image", "ROIs/mask"):
-            (tmp_path / "Domain1" / split / sub).mkdir(parents=True)
-        raw = np.full((12, 12), 255, np.uint8)
-        raw[2:10, 2:10] = 128
-        raw[4:8, 4:8] = 0
-        Image.fromarray(raw).save(tmp_path / "Domain1" / split / "ROIs/mask/gd01.png")
-        image = Image.fromarray(np.zeros((12, 12, 3), np.uint8))
-        image.save(tmp_path / "Domain1" / split / "ROIs/image/gd01.png")
-    fed = load_folder_federation(tmp_path, image_size=None, label_coding={"disc": [128, 0], "cup": [0]},
-                                 background=255, image_dir="ROIs/image", mask_dir="ROIs/mask")
-    y = fed["Domain1"].train.y[0].numpy()
-    assert fed.labels == ("disc", "cup")
-    np.testing.assert_array_equal(y[0], raw < 255)
-    np.testing.assert_array_equal(y[1], raw == 0)
-    raw[0, 0] = 77
-    Image.fromarray(raw).save(tmp_path / "Domain1/test/ROIs/mask/gd01.png")
-    message = r"gd01.png: mask values \[77\] are not among the allowed \[0, 128, 255\]"
-    with pytest.raises(DataError, match=message):
-        load_folder_federation(tmp_path, label_coding={"disc": [128, 0], "cup": [0]}, background=255,
-                               image_dir="ROIs/image", mask_dir="ROIs/mask")
-
-
 def test_clear_errors(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="does not exist"):
         load_folder_federation(tmp_path / "missing")
@@ -139,7 +126,7 @@ def test_clear_errors(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"01.png is \(16, 16\) but mask .*01.png is \(8, 16\)"):
         load_folder_federation(root)
     root = make_png_tree(tmp_path / "f", {"S": (2, 1)})
-    (root / "S/test/mask").rename(root / "S/test/labels")
+    (root / "S/test/mask").rename(root / "S/test/other")
     with pytest.raises(DataError, match=r"missing folder .*S/test/mask"):
         load_folder_federation(root)
     with pytest.raises(ValueError, match="a binary MaskCoding has one label"):
@@ -152,9 +139,12 @@ def test_non_binary_mask_is_named(tmp_path: Path) -> None:
     root = make_png_tree(tmp_path, {"S": (2, 1)})
     soft = np.zeros((16, 16), np.uint8)
     soft[4:8, 4:8] = 255
-    soft[8, 4:8] = 128  # an anti-aliased edge: not a binary mask
+    soft[8, 4:8] = 128  # a grey row: 4 of 256 pixels is a plateau, refused unless its values are listed
     Image.fromarray(soft).save(root / "S/train/mask/01.png")
-    assert load_folder_federation(root, image_size=None)["S"].train.y[1].sum() == 16 + 4  # 128 >= threshold
+    with pytest.raises(DataError, match=r"01.png: the mask holds the grey level\(s\) \[128\]"):
+        load_folder_federation(root, image_size=None)
+    fed = load_folder_federation(root, image_size=None, mask_values=(0, 128, 255))
+    assert fed["S"].train.y[1].sum() == 16 + 4  # 128 >= threshold
     with pytest.raises(DataError, match=r"01.png: mask values \[128\] are not among the allowed \[0, 255\]"):
         load_folder_federation(root, mask_values=(0, 255))
 
@@ -171,11 +161,13 @@ def test_shared_prostate_slices_two_sites(shared: Path) -> None:
     root = shared / "realdata" / "prostate_nci_isbi2013_slices"
     if not root.is_dir():
         pytest.skip("../shared/realdata/prostate_nci_isbi2013_slices not present")
-    fed = load_folder_federation(root, name="prostate", image_size=64, invert_mask=True)
+    fed = load_folder_federation(root, name="prostate", image_size=64, polarity="dark")
     assert fed.site_names == ["BMC", "RUNMC"] and not fed.synthetic
     for site in fed:
         assert (len(site.train), len(site.test)) == (3, 3)
         fraction = float(site.train.y.mean())
         assert 0.005 < fraction < 0.30, fraction  # prostate is small; un-inverted it would be ~98%
-    plain = load_folder_federation(root, image_size=64)
+    with pytest.raises(DataError, match="MASK_POLARITY"):  # read as bright, the masks cover ~98%: stopped
+        load_folder_federation(root, image_size=64)
+    plain = load_folder_federation(root, image_size=64, max_foreground=None)
     assert float(plain["BMC"].train.y.mean()) > 0.7

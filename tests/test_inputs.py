@@ -9,7 +9,7 @@ import torch
 
 import fedlab
 from fedlab import _install_check
-from fedlab.config import get_config
+from fedlab.config import PRESETS, Config, TabularConfig, get_config
 from fedlab.data.federation import Federation, Site, Split
 from fedlab.notebook import start_run
 
@@ -19,15 +19,46 @@ def _split(n=2, size=8, labels=1, img_size=None):
     return Split(torch.rand(n, 1, img_size, img_size), torch.zeros(n, labels, size, size))
 
 
-def test_unknown_preset_lists_valid_ones():
+def test_unknown_preset_lists_valid_ones(monkeypatch):
+    monkeypatch.delenv("FEDLAB_PRESET", raising=False)
     with pytest.raises(ValueError, match=r"Unknown preset 'fast'.*classroom.*paper.*smoke"):
         get_config("fast")
 
 
-def test_preset_env_fallback(monkeypatch):
+def test_preset_env_is_a_fallback_and_wins_only_for_notebooks(monkeypatch, tmp_path):
     monkeypatch.setenv("FEDLAB_PRESET", "smoke")
-    assert get_config().preset == "smoke"
-    assert get_config("paper").preset == "paper"
+    assert get_config().preset == "smoke"  # no preset named: the variable decides
+    assert get_config("paper").preset == "paper"  # a script that names a preset gets it
+    assert get_config("paper", env_wins=True).preset == "smoke"  # nbval / nbconvert choose a notebook's preset
+    assert get_config("paper", family="tabular", env_wins=True).preset == "smoke"
+    run = fedlab.start_run("00_test", "classroom", output_dir=str(tmp_path))
+    assert run.config.preset == "smoke"
+    monkeypatch.setenv("FEDLAB_PRESET", "fast")
+    with pytest.raises(ValueError, match=r"Unknown preset 'fast' \(from \$FEDLAB_PRESET\)"):
+        get_config("paper", env_wins=True)
+    monkeypatch.delenv("FEDLAB_PRESET")
+    assert get_config("paper", env_wins=True).preset == "paper" and get_config().preset == "classroom"
+
+
+def test_one_preset_table_for_both_families(monkeypatch):
+    monkeypatch.delenv("FEDLAB_PRESET", raising=False)
+    for name in ("smoke", "classroom", "paper"):
+        seg, tab = get_config(name), get_config(name, family="tabular")
+        assert type(seg) is Config and type(tab) is TabularConfig and isinstance(tab, Config)
+        assert seg is PRESETS["segmentation"][name] and tab is PRESETS["tabular"][name]
+        assert tab.preset == seg.preset == name
+    tab = get_config("classroom", family="tabular", mu=0.5, rounds=7)
+    assert isinstance(tab, TabularConfig) and tab.mu == 0.5 and tab.rounds == 7 and tab.num_fedsgd_rounds == 7
+    assert tab.replace(fedsgd_rounds=3).num_fedsgd_rounds == 3 and isinstance(tab.replace(lr=1.0), TabularConfig)
+    assert tab.optimizer == "sgd" and tab.optimizer_state == "fresh"
+    with pytest.raises(ValueError, match="Unknown preset family 'images'"):
+        get_config("smoke", family="images")
+    with pytest.raises(ValueError, match="standardize"):
+        get_config("smoke", family="tabular", standardize="global")
+    with pytest.raises(ValueError, match="test_fraction"):
+        get_config("smoke", family="tabular", test_fraction=1.5)
+    with pytest.raises(TypeError):
+        get_config("smoke", mu=0.1)  # a tabular field on a segmentation Config
 
 
 def test_bad_config_values():

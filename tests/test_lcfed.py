@@ -7,17 +7,16 @@ import io
 import math
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
 from conftest import toy_split
 
 from fedlab.data.federation import Federation, Site, Split
+from fedlab.federation.messages import Message, Reply
 from fedlab.federation.params import state_bytes
-from fedlab.federation.simulation import run_federation
+from fedlab.federation.simulation import deliver, run_federation, setup_run
 from fedlab.federation.strategies import STRATEGIES, get_strategy
-from fedlab.federation.strategies.base import Update
 from fedlab.federation.strategies.lcfed import ABLATIONS, LCFed, lcfed_loss
 from fedlab.models import (
     HeadCalibration,
@@ -82,19 +81,17 @@ def test_pcs_is_registered_trained_saved_and_shared():
 
 def test_pcs_weights_are_averaged_by_the_server(toy_federation, tiny_config):
     strategy = LCFed(use_hc=False)
-    model = UNet(1, 1, base_width=4, levels=2)
-    clients = strategy.make_clients(toy_federation, model, tiny_config, seed=0, device=torch.device("cpu"))
-    strategy.setup(model, clients, tiny_config)
+    _, clients, state = setup_run(strategy, toy_federation, tiny_config, rounds=tiny_config.rounds,
+                                  model=UNet(1, 1, base_width=4, levels=2))
     for k, c in enumerate(clients):  # give each site different PCS weights
         with torch.no_grad():
             for p in c.model.pcs.parameters():
                 p.add_(float(k + 1))
-    updates = [Update(c.index, strategy.split.shared_state(c.model.state_dict()), 1.0, torch.zeros(()))
+    replies = [Reply(c.index, Message(strategy.split.shared_state(c.model.state_dict())), 1.0, torch.zeros(()))
                for c in clients]
-    before = [c.model.state_dict() for c in clients]
-    before = [{k: v.clone() for k, v in s.items()} for s in before]
-    strategy.aggregate(updates, 1)
-    strategy.broadcast(clients, 1)
+    before = [{k: v.clone() for k, v in c.model.state_dict().items()} for c in clients]
+    state = strategy.aggregate(1, replies, state)
+    deliver(strategy, clients, strategy.configure_evaluate(1, state, [c.index for c in clients]))
     for key in pcs_keys(clients[0].model):
         expected = sum(b[key] for b in before) / len(before)
         for c in clients:
@@ -254,17 +251,14 @@ def test_registry_ablations_and_bad_options():
 
 
 class SpyLCFed(LCFed):
-    """LC-Fed that records every client's state after each broadcast."""
+    """LC-Fed that records every site's network whenever the sites are scored (after each round's delivery)."""
 
-    def make_clients(self, *args, **kwargs):
-        self.clients = super().make_clients(*args, **kwargs)
-        self.snapshots = []
-        return self.clients
+    snapshots: list
 
-    def broadcast(self, clients, rnd):
-        sent = super().broadcast(clients, rnd)
-        self.snapshots.append([{k: v.clone() for k, v in c.model.state_dict().items()} for c in self.clients])
-        return sent
+    def site_models(self, clients):
+        self.snapshots = getattr(self, "snapshots", []) + [
+            [{k: v.clone() for k, v in c.model.state_dict().items()} for c in clients]]
+        return super().site_models(clients)
 
 
 def test_backbone_ablation_is_fedrep(toy_federation, tiny_config):
@@ -288,16 +282,16 @@ def test_lcfed_rounds_on_cpu(toy_federation, tiny_config):
     k = len(toy_federation)
     head = state_bytes(net.head.state_dict())
     shared = state_bytes(strategy.split.shared_state(net.state_dict()))
-    assert ledger["bytes_up"].tolist() == [k * (shared + head), k * head]
-    assert ledger["bytes_down"].tolist() == [k * shared + k * (k - 1) * head, k * (k - 1) * head]
-    r1, r2 = strategy.snapshots
+    assert ledger["bytes_up"].tolist() == [k * (shared + head), 0]  # round 1 sends the heads, stage 1 nothing
+    assert ledger["bytes_down"].tolist() == [k * shared, k * shared + k * (k - 1) * head]
+    _, r1, r2, _ = strategy.snapshots  # round 0, 1, 2, final
+    assert strategy.backbone_rounds == 1
     for site in range(k):  # stage 1 changed the calibration module and nothing else
         changed = {key for key in r1[site] if not torch.equal(r1[site][key], r2[site][key])}
         assert changed == {key for key in r1[site] if key.startswith("hc.")}
     assert all(bool(m.calibrated) for m in history.site_models)
     final = history.final()
     assert np.isfinite(final[["dice", "iou"]].to_numpy()).all()
-    assert strategy.describe()["backbone_rounds"] == 1
 
 
 def test_val_selection_keeps_calibration_flag(toy_federation, tiny_config):
@@ -306,10 +300,13 @@ def test_val_selection_keeps_calibration_flag(toy_federation, tiny_config):
         assert bool(model.calibrated) == (history.selected_round[site] == 3)
 
 
-def test_warns_when_calibration_never_runs(toy_federation, tiny_config):
-    with pytest.warns(UserWarning, match="calibration stage never ran"):
-        run_federation(LCFed(), toy_federation, tiny_config.replace(rounds=3, hc_rounds=1), rounds=1,
-                       progress=False, select="last")
+def test_stage_boundary_follows_the_rounds_of_the_run(toy_federation, tiny_config):
+    """The loop gives the strategy the run's total rounds: calibration is the last round of a 2-round run
+    even when config.rounds says 10."""
+    history = run_federation(LCFed(), toy_federation, tiny_config.replace(rounds=10, hc_rounds=1), rounds=2,
+                             progress=False, select="last")
+    assert history.info["rounds"] == 2
+    assert all(bool(m.calibrated) for m in history.site_models)
 
 
 def test_lcfed_rejects_single_site_and_classification(tiny_config):
@@ -338,14 +335,3 @@ def test_site_model_without_hc_is_the_site_coded_net():
     with pytest.raises(ValueError, match="needs an LCFedNet with a HeadCalibration"):
         LCFedSiteModel(net, 0, calibrated=True)
     assert F.sigmoid(net(x, 0)).shape == (2, 1, 16, 16)
-
-
-def test_resume_from_checkpoint_matches_uninterrupted_run(toy_federation, tiny_config, tmp_path):
-    """The exchanged heads and stage-1 progress are part of the checkpoint."""
-    cfg = tiny_config.replace(rounds=3, hc_rounds=1, checkpoint_every=1)
-    full = run_federation(LCFed(), toy_federation, cfg, progress=False)
-    with pytest.warns(UserWarning, match="never ran"):
-        run_federation(LCFed(), toy_federation, cfg, rounds=2, checkpoint_dir=tmp_path, progress=False)
-    resumed = run_federation(LCFed(), toy_federation, cfg, checkpoint_dir=tmp_path, progress=False)
-    pd.testing.assert_frame_equal(resumed.to_dataframe(), full.to_dataframe())
-    assert resumed.selected_round == full.selected_round

@@ -1,4 +1,5 @@
-"""Manifests: the shipped ones validate; verify passes on good data and names each kind of problem."""
+"""Manifests: the shipped ones validate; verify passes on good data, reports a subset as a subset and names
+each kind of problem."""
 
 from __future__ import annotations
 
@@ -10,16 +11,11 @@ import numpy as np
 import pytest
 import yaml
 from PIL import Image
-from realdata_fixtures import make_nifti_site, make_png_tree, sha256, write_manifest
+from realdata_fixtures import make_fundus_tree, make_nifti_site, make_png_tree, sha256, write_manifest
 
-from fedlab.data.manifest import (
-    ManifestError,
-    available_manifests,
-    list_pairs,
-    load_manifest,
-    manifest_hash,
-    verify,
-)
+from fedlab.data.layouts import list_pairs
+from fedlab.data.manifest import ManifestError, available_manifests, load_manifest
+from fedlab.data.verify import verify
 
 SITES = {"A": (3, 2), "B": (2, 1)}
 SHIPPED = ["adni_roi", "fundus", "polyp", "prostate", "prostate_nci_isbi2013_slices", "uci_heart_disease"]
@@ -41,6 +37,24 @@ def test_shipped_manifests_validate() -> None:
     cases = [sum(s["counts"].values()) for s in load_manifest("prostate").sites]
     assert cases == [30, 30, 19, 13, 12, 12]
     assert len(load_manifest("adni_roi").layout["feature_columns"]) == 90
+    for name in ("prostate", "polyp", "fundus", "prostate_nci_isbi2013_slices"):  # compared with LC-Fed's table
+        m = load_manifest(name)
+        assert m.reference == {"table": "lcfed", "dataset": name.split("_")[0]}
+        assert list(m.site_letters.values()) == list("ABCDEF"[: len(m.sites)])
+
+
+def test_prostate_layouts_carry_their_own_coding_and_counts() -> None:
+    volumes, slices = load_manifest("prostate"), load_manifest("prostate", layout="png_slices")
+    assert volumes.layout_names == ["nifti_volumes", "png_slices"] and volumes.layout_name == "nifti_volumes"
+    assert volumes.mask_coding().threshold == 0.5 and not volumes.mask_coding().invert
+    assert slices.mask_coding().invert and slices.mask_coding().values == (0.0, 255.0)
+    assert slices.preprocessing["normalize"] == "minmax" and volumes.preprocessing["normalize"] == "percentile"
+    assert slices.preprocessing["foreground_slices_only"] is True  # inherited from the top-level section
+    assert volumes.site("RUNMC")["counts"] == {"train": 24, "test": 6}
+    assert "counts" not in slices.site("RUNMC")  # the counts describe the volumes, not the slices
+    assert slices.site_letters == volumes.site_letters
+    with pytest.raises(ManifestError, match=r"unknown layout 'jpeg'; the manifest accepts \['nifti_volumes', "):
+        load_manifest("prostate", layout="jpeg")
 
 
 def test_missing_field_is_named(tmp_path: Path, good) -> None:
@@ -55,9 +69,20 @@ def test_missing_field_is_named(tmp_path: Path, good) -> None:
         load_manifest("nope")
 
 
-def test_manifest_hash_is_sha256_of_file(good) -> None:
+def test_manifest_sha256_is_the_file_hash(good) -> None:
     _, path = good
-    assert manifest_hash(path) == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert load_manifest(path).sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_bad_letters_and_layouts_are_named(tmp_path: Path) -> None:
+    path = write_manifest(tmp_path / "m.yaml", SITES, letters={"A": "A", "B": "A"})
+    with pytest.raises(ManifestError, match="two sites share a paper_site letter"):
+        load_manifest(path)
+    data = yaml.safe_load(write_manifest(tmp_path / "m.yaml", SITES).read_text())
+    data["layouts"] = [data.pop("layout")]
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ManifestError, match=r"layouts\[0\] is missing required field\(s\) \['name'\]"):
+        load_manifest(path)
 
 
 def test_verify_good_tree(good) -> None:
@@ -74,10 +99,36 @@ def _only_problem(report, pattern: str) -> None:
     assert any(pattern in p for p in report.problems), report.problems
 
 
-def test_verify_missing_site(good) -> None:
+def test_verify_reports_a_subset_of_sites_as_a_subset(good) -> None:
     root, path = good
     shutil.rmtree(root / "B")
-    _only_problem(verify(path, root), "site B: folder")
+    report = verify(path, root)
+    assert report.ok and report.is_subset and not report.complete and report.sites_found == ["A"]
+    assert report.subset == [f"site B is absent ({root / 'B'} not found)"]
+    assert "OK, SUBSET" in str(report) and "absent" in report.table()
+    with pytest.raises(Exception, match="SUBSET"):
+        report.raise_if_failed(allow_subset=False)
+    shutil.rmtree(root / "A")
+    _only_problem(verify(path, root), "none of the sites ['A', 'B'] of fixture is in")
+
+
+def test_verify_reports_fewer_files_as_a_subset_and_more_as_a_problem(good) -> None:
+    root, path = good
+    for sub in ("image", "mask"):
+        (root / "A/train" / sub / "02.png").unlink()
+    report = verify(path, root)
+    assert report.ok and report.subset == ["site A (train): 2 of 3 images"]
+    shutil.copy(root / "B/test/image/00.png", root / "B/test/image/07.png")
+    shutil.copy(root / "B/test/mask/00.png", root / "B/test/mask/07.png")
+    _only_problem(verify(path, root), "site B (test): expected 1 images, found 2; the extra files")
+
+
+def test_verify_subset_of_checksummed_files(good) -> None:
+    root, path = good
+    for sub in ("image", "mask"):  # the one file listed with a checksum goes, with its mask
+        (root / "A/train" / sub / "00.png").unlink()
+    report = verify(path, root)
+    assert report.ok and any("listed with checksums are not here" in note for note in report.subset)
 
 
 def test_verify_missing_mask(good) -> None:
@@ -87,13 +138,6 @@ def test_verify_missing_mask(good) -> None:
     _only_problem(report, "01.png has no mask")
     (root / "B/train/image/00.png").unlink()
     _only_problem(verify(path, root), "B/train/mask/00.png has no image")
-
-
-def test_verify_wrong_count(good) -> None:
-    root, path = good
-    (root / "A/train/image/02.png").unlink()
-    (root / "A/train/mask/02.png").unlink()
-    _only_problem(verify(path, root), "expected 3 images, found 2")
 
 
 def test_verify_checksum_mismatch(good) -> None:
@@ -147,6 +191,20 @@ def test_fundus_coding_matches_lcfed_rule() -> None:
     assert coding.labels == ("disc", "cup")
 
 
+def test_fundus_subset_of_domains_verifies_and_unknown_values_are_named(tmp_path: Path) -> None:
+    root, _ = make_fundus_tree(tmp_path, {"Domain1": (2, 1), "Domain3": (1, 1)})
+    report = verify("fundus", root)
+    assert report.ok and report.sites_found == ["Drishti-GS", "REFUGE-train"]
+    absent = [n.split(" (")[0] for n in report.subset if "absent" in n]
+    assert absent == ["site RIM-ONE-r3 is absent", "site REFUGE-val is absent"]
+    assert "site Drishti-GS (train): 2 of 50 images" in report.subset
+    raw = np.asarray(Image.open(root / "Domain3/test/ROIs/mask/00.png")).copy()
+    raw[:2] = 64
+    Image.fromarray(raw).save(root / "Domain3/test/ROIs/mask/00.png")
+    _only_problem(verify("fundus", root), "Domain3/test/ROIs/mask/00.png has values [64] outside the expected "
+                                          "[0, 128, 255]")
+
+
 def test_polyp_variants_file_lists(tmp_path: Path) -> None:
     """The corrected default reads ETIS; as_released reads ColonDB 1-196, inside ColonDB's training set."""
     root = tmp_path / "PraNet"
@@ -165,7 +223,7 @@ def test_polyp_variants_file_lists(tmp_path: Path) -> None:
         for i in range(1, 551):
             (root / "TrainDataset" / kind / f"{i}.png").touch()
     for variant in (None, "as_released"):
-        assert verify("polyp", root, variant=variant, decode=False).ok
+        assert verify("polyp", root, variant=variant, decode=False).complete
     m, released = load_manifest("polyp"), load_manifest("polyp", "as_released")
     assert load_manifest("polyp", "corrected").data == m.data
     with pytest.raises(ManifestError, match="unknown variant 'fixed'; available: \\['as_released'\\]"):

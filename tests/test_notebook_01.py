@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from notebook_runner import execute_notebook
+from notebook_runner import check_real_sample_summary, execute_notebook, execute_on_real_sample
 
 pytestmark = pytest.mark.notebook
 
@@ -26,14 +26,9 @@ def test_notebook_01_smoke(tmp_path):
 
 
 @pytest.mark.realdata
-def test_notebook_01_on_real_prostate_slices(tmp_path, shared):
-    """The same lesson on the two-site real prostate sample (developer copy in ../shared)."""
-    data = shared / "realdata" / "prostate_nci_isbi2013_slices"
-    results, summary = execute_notebook("01_fedavg", tmp_path, DATA_DIR=str(data),
-                                        DATASET="prostate_nci_isbi2013_slices")
-    assert summary["synthetic"] is False
-    assert summary["data"]["title"].endswith("(real)")
-    assert "sha256:" in summary["data"]["source"]
-    assert set(results.site) == {"RUNMC", "BMC"}
+def test_notebook_01_on_real_prostate_slices(tmp_path, shared, monkeypatch):
+    """The same lesson on the two-site real prostate sample (developer copy in ../shared), with only DATA_DIR set."""
+    results, summary = execute_on_real_sample("01_fedavg", tmp_path, shared, monkeypatch)
+    check_real_sample_summary(results, summary)
     assert {"FedAvg", "Local", "Mix"} <= set(results.method)
     assert np.isfinite(results.value).all()

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from notebook_runner import execute_notebook
+from notebook_runner import check_real_sample_summary, execute_notebook, execute_on_real_sample
 
 from fedlab.data.synthetic import SITE_STYLES
 from fedlab.federation.strategies import STRATEGIES
@@ -29,3 +29,14 @@ def test_notebook_02_smoke(tmp_path):
     assert (results[results["metric"].isin(["assd", "hd95"])]["value"] >= 0).all()
     assert summary["methods"] == METHODS
     assert {f"iou_avg/{m}" for m in METHODS} <= set(summary["headline"])
+
+
+@pytest.mark.realdata
+def test_notebook_02_on_real_prostate_slices(tmp_path, shared, monkeypatch):
+    """Every method on the two-site real sample, with only DATA_DIR set; the paper's sites A and B beside ours."""
+    results, summary = execute_on_real_sample("02_personalization", tmp_path, shared, monkeypatch)
+    check_real_sample_summary(results, summary)
+    assert summary["dataset"] == "prostate_nci_isbi2013_slices" and summary["reference_available"] is True
+    for method in METHODS:
+        assert set(results[results["method"] == method]["site"]) == {"RUNMC", "BMC"}, method
+    assert np.isfinite(results["value"]).all()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from notebook_runner import execute_notebook
+from notebook_runner import check_real_sample_summary, execute_notebook, execute_on_real_sample
 
 from fedlab.federation.strategies.lcfed import ABLATIONS
 
@@ -40,3 +40,14 @@ def test_notebook_03_smoke(tmp_path):
     assert all(v >= 0 for v in summary["gate_spread"].values())
     rounds = summary["selected_rounds"]["+ HC (LC-Fed)"]
     assert set(rounds) == sites and all(0 <= r <= 4 for r in rounds.values())  # 3 backbone + 1 HC round
+
+
+@pytest.mark.realdata
+def test_notebook_03_on_real_prostate_slices(tmp_path, shared, monkeypatch):
+    """LC-Fed and its baselines on the two-site real sample, with only DATA_DIR set."""
+    results, summary = execute_on_real_sample("03_lcfed_calibration", tmp_path, shared, monkeypatch)
+    check_real_sample_summary(results, summary)
+    assert {"LC-Fed", "Local", "FedAvg", "FedRep"} <= set(results["method"])
+    for method in set(results["method"]):
+        assert set(results[results["method"] == method]["site"]) == {"RUNMC", "BMC"}, method
+    assert np.isfinite(results["value"]).all()

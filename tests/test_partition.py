@@ -1,13 +1,14 @@
-"""Split helpers: group-aware splits, validation carving and Dirichlet label skew."""
+"""Split helpers: group-aware splits and validation carving (scikit-learn's GroupShuffleSplit underneath)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
+from sklearn.model_selection import GroupShuffleSplit
 
 from fedlab.data.federation import Split
-from fedlab.data.partition import dirichlet_label_skew, split_by_group, train_val_split
+from fedlab.data.partition import split_by_group, train_val_split
 
 
 def _groups(num_groups: int = 20, seed: int = 0) -> np.ndarray:
@@ -25,6 +26,13 @@ def test_split_by_group_is_a_disjoint_cover_with_pure_groups():
     assert (len(sets[1]), len(sets[2]), len(sets[0])) == (4, 5, 11)  # round(0.2 * 20), round(0.25 * 20)
     for idx in (train, val, test):
         assert idx.dtype == np.int64 and np.all(np.diff(idx) > 0)
+
+
+def test_split_by_group_test_part_is_group_shuffle_split():
+    groups = _groups()
+    _, _, test = split_by_group(groups, 0.0, 0.25, seed=3)
+    _, expected = next(GroupShuffleSplit(n_splits=1, test_size=5, random_state=3).split(groups, groups=groups))
+    np.testing.assert_array_equal(test, np.sort(expected))
 
 
 def test_split_by_group_is_deterministic_and_seed_dependent():
@@ -65,39 +73,3 @@ def test_train_val_split_carves_rows_and_respects_groups():
     assert not train_groups & val_groups and len(val_groups) == 2
     with pytest.raises(ValueError, match="groups has 3 labels but the split has 20"):
         train_val_split(split, 0.2, groups=[0, 1, 2])
-
-
-def test_dirichlet_partition_covers_every_sample_once_and_is_deterministic():
-    labels = np.random.default_rng(0).integers(0, 4, 400)
-    parts = dirichlet_label_skew(labels, num_clients=5, alpha=0.5, seed=3)
-    assert np.array_equal(np.sort(np.concatenate(parts)), np.arange(400))
-    again = dirichlet_label_skew(labels, num_clients=5, alpha=0.5, seed=3)
-    assert all(np.array_equal(a, b) for a, b in zip(parts, again, strict=True))
-    other = dirichlet_label_skew(labels, num_clients=5, alpha=0.5, seed=4)
-    assert not all(np.array_equal(a, b) for a, b in zip(parts, other, strict=True))
-    assert min(len(p) for p in parts) >= 1
-
-
-def _max_proportion_gap(labels, parts):
-    classes = np.unique(labels)
-    overall = np.array([(labels == c).mean() for c in classes])
-    return max(np.abs(np.array([(labels[p] == c).mean() for c in classes]) - overall).max() for p in parts)
-
-
-def test_dirichlet_alpha_controls_skew():
-    labels = np.random.default_rng(1).integers(0, 3, 3000)
-    uniform = dirichlet_label_skew(labels, num_clients=4, alpha=1e6, seed=0)
-    skewed = dirichlet_label_skew(labels, num_clients=4, alpha=0.1, seed=0)
-    assert _max_proportion_gap(labels, uniform) < 0.02  # alpha -> inf: global proportions everywhere
-    assert _max_proportion_gap(labels, skewed) > 0.3
-    sizes = [len(p) for p in uniform]
-    assert max(sizes) - min(sizes) <= 0.02 * len(labels)
-
-
-def test_dirichlet_bad_inputs():
-    with pytest.raises(ValueError, match="alpha must be > 0"):
-        dirichlet_label_skew([0, 1], 2, alpha=0)
-    with pytest.raises(ValueError, match="num_clients must be >= 1"):
-        dirichlet_label_skew([0, 1], 0, alpha=1)
-    with pytest.raises(ValueError, match="cannot give 3 clients 1 each"):
-        dirichlet_label_skew([0, 1], 3, alpha=1)

@@ -11,7 +11,7 @@ from torch import nn
 from fedlab.config import get_config
 from fedlab.data.federation import Federation, Site, Split
 from fedlab.federation.evaluation import evaluate
-from fedlab.federation.simulation import initial_model, run_federation
+from fedlab.federation.simulation import deliver, initial_model, run_federation, run_round, setup_run
 from fedlab.federation.strategies import PRRFL, STRATEGIES, FedAvg, FedBN, FedRep, FineTune, get_strategy
 from fedlab.federation.strategies.prrfl import bernoulli_kl, next_stage
 from fedlab.models.unet import UNet
@@ -37,21 +37,33 @@ def make_toy(num_sites: int = 3, seed: int = 0) -> Federation:
 
 
 def setup_strategy(strategy, fed, model):
-    clients = strategy.make_clients(fed, model, CFG, 0, torch.device("cpu"))
-    strategy.setup(model, clients, CFG)
-    return clients
+    """Clients and the initial server state, exactly as run_federation builds them."""
+    _, clients, state = setup_run(strategy, fed, CFG, rounds=CFG.rounds, model=model)
+    return clients, state
 
 
 def local_tensors(strategy, clients):
-    return [strategy.split.local_state(c.model.state_dict()) for c in clients]
+    return [{k: c.model.state_dict()[k].clone() for k in strategy.split.local} for c in clients]
 
 
-def one_round(strategy, clients, rnd):
-    updates = [strategy.client_update(c, rnd) for c in clients]
-    trained = local_tensors(strategy, clients)
-    strategy.aggregate(updates, rnd)
-    strategy.broadcast(clients, rnd)
-    return trained
+def one_round(strategy, clients, state, rnd):
+    """run_federation's round plus the end-of-round delivery; returns (state, local tensors after training)."""
+    trained = {}
+
+    original = strategy.client_update
+
+    def update(client, message, r):
+        reply = original(client, message, r)
+        trained[client.index] = {k: client.model.state_dict()[k].clone() for k in strategy.split.local}
+        return reply
+
+    strategy.client_update = update
+    try:
+        state, _, _ = run_round(strategy, clients, state, rnd)
+    finally:
+        del strategy.client_update
+    deliver(strategy, clients, strategy.configure_evaluate(rnd, state, [c.index for c in clients]))
+    return state, [trained[c.index] for c in clients]
 
 
 def test_registry_has_every_row_of_the_paper_table():
@@ -64,11 +76,11 @@ def test_fedbn_keeps_local_tensors_bit_identical_and_fedavg_does_not():
     bn_model = FedBN().model_factory(fed, CFG)()
     assert any(isinstance(m, nn.BatchNorm2d) for m in bn_model.modules())
     strategy = FedBN()
-    clients = setup_strategy(strategy, fed, bn_model)
+    clients, state = setup_strategy(strategy, fed, bn_model)
     norm_keys = {k for k in strategy.split.local if "num_batches" not in k}
     assert norm_keys and all(k.endswith(("weight", "bias", "running_mean", "running_var")) for k in norm_keys)
     for rnd in (1, 2):
-        trained = one_round(strategy, clients, rnd)
+        state, trained = one_round(strategy, clients, state, rnd)
         after = local_tensors(strategy, clients)
         for before_k, after_k in zip(trained, after, strict=True):
             for key in before_k:
@@ -78,11 +90,10 @@ def test_fedbn_keeps_local_tensors_bit_identical_and_fedavg_does_not():
             assert torch.equal(shared[0][key], shared[1][key])
     # the same local keys under FedAvg on the same model: aggregation overwrites them
     fedavg = FedAvg()
-    clients = setup_strategy(fedavg, fed, bn_model)
-    updates = [fedavg.client_update(c, 1) for c in clients]
+    clients, state = setup_strategy(fedavg, fed, bn_model)
+    state, _, _ = run_round(fedavg, clients, state, 1)
     trained = [{k: c.model.state_dict()[k].clone() for k in norm_keys} for c in clients]
-    fedavg.aggregate(updates, 1)
-    fedavg.broadcast(clients, 1)
+    deliver(fedavg, clients, fedavg.configure_evaluate(1, state, [0, 1, 2]))
     changed = [not torch.equal(trained[i][k], clients[i].model.state_dict()[k]) for i in range(3) for k in norm_keys]
     assert any(changed)
 
@@ -102,7 +113,7 @@ def test_fedbn_rejects_a_model_without_batchnorm_and_builds_one_itself():
 def test_fedrep_head_phase_keeps_body_and_body_phase_keeps_head():
     fed = make_toy()
     strategy = FedRep()
-    clients = setup_strategy(strategy, fed, UNet(1, 1, 4, 2))
+    clients, state = setup_strategy(strategy, fed, UNet(1, 1, 4, 2))
     client = clients[0]
     head_keys = {f"head.{k}" for k in client.model.head.state_dict()}
     snapshots = []
@@ -115,7 +126,7 @@ def test_fedrep_head_phase_keeps_body_and_body_phase_keeps_head():
         return loss
 
     client.train = recording_train
-    strategy.client_update(client, 1)
+    strategy.client_update(client, strategy.configure(1, state, [0])[0], 1)
     assert len(snapshots) == 2
     (h0, h1), (b0, b1) = snapshots
     for key in h0:
@@ -172,30 +183,36 @@ def test_det_stage_rule(stage, deputy, expected):
 def test_prrfl_runs_for_any_number_of_sites(num_sites):
     fed = make_toy(num_sites)
     strategy = PRRFL(phases=2)
-    history = run_federation(strategy, fed, CFG, progress=False, final_metrics=("dice",))
+    history = run_federation(strategy, fed, CFG, progress=False, final_metrics=("dice",), select="last")
     counts = history.info["finish"]["stage_counts"]
     assert sum(counts.values()) == CFG.rounds * num_sites * 2
     assert counts["recover"] >= CFG.rounds * num_sites  # every round starts by recovering
     final = history.final()
     assert final.loc["avg", "dice"] >= 0 and len(final) == num_sites + 1
     # the personal model (served) and the deputy (federated) are different networks
-    personal, deputy = history.site_models[0], strategy.deputies[0]
+    _, clients, state = setup_run(strategy, fed, CFG, rounds=CFG.rounds)
+    for rnd in range(1, CFG.rounds + 1):
+        state, _, _ = run_round(strategy, clients, state, rnd)
+    personal, deputy = clients[0].model, clients[0].private["deputy"]
     assert any(not torch.equal(a, b) for a, b in zip(personal.state_dict().values(),
                                                       deputy.state_dict().values(), strict=True))
+    assert all(torch.equal(a, b) for a, b in zip(personal.state_dict().values(),  # and the run is reproducible
+                                                  history.site_models[0].state_dict().values(), strict=True))
 
 
 def test_prrfl_deputies_receive_fourier_mixed_states_and_personal_models_nothing():
     fed = make_toy(3)
     strategy = PRRFL(phases=1)
-    clients = setup_strategy(strategy, fed, initial_model(fed, CFG, 0))
-    updates = [strategy.client_update(c, 1) for c in clients]
+    clients, state = setup_strategy(strategy, fed, initial_model(fed, CFG, 0))
+    state, replies, _ = run_round(strategy, clients, state, 1)
     personal = [copy.deepcopy(c.model.state_dict()) for c in clients]
-    strategy.aggregate(updates, 1)
-    sent = strategy.broadcast(clients, 1)
-    assert sent == sum(sum(t.numel() * t.element_size() for t in u.payload.values()) for u in updates)
+    messages = strategy.configure(2, state, [0, 1, 2])  # round 2 sends each deputy its mixed state
+    assert sum(m.nbytes for m in messages.values()) == sum(r.message.nbytes for r in replies)
+    for c in clients:
+        strategy.receive(c, messages[c.index])
     for c, before in zip(clients, personal, strict=True):
         assert all(torch.equal(before[k], v) for k, v in c.model.state_dict().items())
-    d0, d1 = (d.state_dict() for d in strategy.deputies[:2])
+    d0, d1 = (c.private["deputy"].state_dict() for c in clients[:2])
     conv = next(k for k, v in d0.items() if v.ndim == 4)
     assert not torch.equal(d0[conv], d1[conv])  # personalised: each keeps its phase
     a0, a1 = (torch.fft.fftn(d[conv].movedim(0, -1).reshape(-1, d[conv].shape[-1] * d[conv].shape[0])).abs()
@@ -246,5 +263,4 @@ def test_reference_table_absent_is_none_and_present_is_parsed(tmp_path):
     assert (iou[["A", "B", "C", "D"]].mean(axis=1) - iou["avg"]).abs().max() < 0.02
     both = side_by_side(ref.loc[["FedAvg"]], ref)
     assert ("FedAvg", "paper (real data)") in both.index
-    with pytest.raises(ValueError, match="no rows for dataset"):
-        reference_table("mnist")
+    assert reference_table("mnist") is None  # a dataset the paper does not report: no paper numbers, no error

@@ -1,4 +1,4 @@
-"""prepare: same bytes twice, idempotent, resumable after an interruption.
+"""prepare: same bytes twice, idempotent, resumable after an interruption, never inside the data folder.
 
 load_real (verify -> prepare -> cached arrays) gives the same tensors as the folder loader.
 """
@@ -11,11 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from realdata_fixtures import make_nifti_site, make_png_tree, write_manifest
+from realdata_fixtures import make_nifti_site, make_png_tree, tree_digest, write_manifest
 
-from fedlab.data.imaging import DataError, load_folder_federation
-from fedlab.data.prepare import prepare, read_cached
-from fedlab.data.real import data_provenance, load_real
+from fedlab.data.errors import DataError
+from fedlab.data.folder import load_folder_federation
+from fedlab.data.prepare import prepare, read_cached, user_cache_root
+from fedlab.data.real import load_real
 
 SITES = {"A": (3, 2), "B": (2, 1)}
 
@@ -42,10 +43,14 @@ def test_prepare_is_deterministic_and_idempotent(dataset, tmp_path: Path) -> Non
     assert x.shape == (3, 1, 8, 8) and y.dtype == np.uint8 and owner.tolist() == [0, 1, 2]
 
 
-def test_default_cache_location_and_invalidation(dataset) -> None:
+def test_default_cache_location_and_invalidation(dataset, tmp_path: Path, monkeypatch) -> None:
     root, manifest = dataset
+    monkeypatch.setenv("FEDLAB_CACHE_DIR", str(tmp_path / "user-cache"))
+    listing = tree_digest(root)
     out = prepare(manifest, root, 8)
-    assert out == root / ".fedlab_cache" / "fixture" / "8"
+    assert out.parent.parent == tmp_path / "user-cache" and out.name == "8"
+    assert out.parent.name.startswith("fixture-split_folders-")  # <name>-<layout>-<hash of the data folder's path>
+    assert tree_digest(root) == listing  # nothing written into the data folder
     before = digests(out)
     img = np.zeros((16, 16), np.uint8)
     Image.fromarray(img).save(root / "B/test/image/00.png")  # the data changed: the cache is rebuilt
@@ -71,6 +76,16 @@ def test_prepare_resumes_after_interruption(dataset, tmp_path: Path) -> None:
     assert digests(out) == reference
 
 
+def test_cache_root_and_refusal_to_write_into_the_data_folder(dataset, monkeypatch) -> None:
+    root, manifest = dataset
+    monkeypatch.delenv("FEDLAB_CACHE_DIR", raising=False)
+    from platformdirs import user_cache_dir
+
+    assert user_cache_root() == Path(user_cache_dir("fedlab", appauthor=False))
+    with pytest.raises(DataError, match="is inside the data folder .*never writes into a data folder"):
+        prepare(manifest, root, 8, out_dir=root / "cache")
+
+
 def test_prepare_refuses_incomplete_data(dataset) -> None:
     root, manifest = dataset
     (root / "A/train/mask/01.png").unlink()
@@ -85,9 +100,8 @@ def test_load_real_equals_folder_loader(dataset, tmp_path: Path) -> None:
     assert fed.site_names == ref.site_names and not fed.synthetic and "sha256:" in fed.source
     for a, b in zip(fed, ref, strict=True):
         assert bool((a.train.x == b.train.x).all()) and bool((a.test.y == b.test.y).all())
-    prov = data_provenance(str(manifest), root)
-    assert prov["synthetic"] is False and len(prov["manifest_sha256"]) == 64
-    assert data_provenance("prostate", "")["synthetic"] is True
+    sha = hashlib.sha256(manifest.read_bytes()).hexdigest()
+    assert fed.provenance["manifest_sha256"] == sha and fed["A"].metadata["manifest_hash"] == sha
     (root / "B/test/image/00.png").write_bytes(b"\x89PNG broken")
     with pytest.raises(DataError, match="corrupt or truncated"):
         load_real(str(manifest), root, image_size=8, cache=tmp_path / "cache2")
@@ -110,9 +124,12 @@ def test_load_real_shared_prostate(tmp_path: Path, shared: Path) -> None:
     root = shared / "realdata" / "prostate_nci_isbi2013_slices"
     if not root.is_dir():
         pytest.skip("../shared/realdata/prostate_nci_isbi2013_slices not present")
-    fed = load_real("prostate_nci_isbi2013_slices", root, image_size=32, cache=tmp_path / "c")
+    listing = tree_digest(root)
+    fed = load_real("", root, image_size=32, cache=tmp_path / "c")  # detected from the folder
+    assert fed.name == "prostate_nci_isbi2013_slices" and fed.provenance["subset"] == ""
     assert fed.site_names == ["RUNMC", "BMC"] and fed.num_channels == 1
     assert 0.005 < float(fed["RUNMC"].test.y.mean()) < 0.30
+    assert tree_digest(root) == listing
 
 
 def test_shipped_prostate_manifest_end_to_end(tmp_path: Path) -> None:

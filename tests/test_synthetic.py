@@ -81,15 +81,15 @@ def test_prostate_case_counts_follow_the_benchmark():
 
 
 def test_classroom_and_smoke_sizes():
-    classroom = make_federation("prostate", config=PRESETS["classroom"], image_size=16)
-    smoke = make_federation("prostate", config=PRESETS["smoke"])
+    classroom = make_federation("prostate", config=PRESETS["segmentation"]["classroom"], image_size=16)
+    smoke = make_federation("prostate", config=PRESETS["segmentation"]["smoke"])
     styles = SITE_STYLES["prostate"]
-    scale = PRESETS["classroom"].cases_scale
+    scale = PRESETS["segmentation"]["classroom"].cases_scale
     for site, style in zip(classroom, styles, strict=True):  # classroom keeps the benchmark's case counts
         assert site.metadata["num_cases"] == max(3, round(style.cases * scale))
     total = [len(s.train) + len(s.val) + len(s.test) for s in smoke]
     assert min(total) >= 20 and max(total) <= 100  # small enough for a 2-minute notebook
-    assert smoke[0].train.x.shape[-1] == PRESETS["smoke"].image_size
+    assert smoke[0].train.x.shape[-1] == PRESETS["segmentation"]["smoke"].image_size
 
 
 def test_splits_are_by_case():
@@ -388,7 +388,7 @@ def test_fundus_cup_inside_disc():
 
 
 def test_config_gives_defaults_and_explicit_arguments_win():
-    smoke = PRESETS["smoke"]
+    smoke = PRESETS["segmentation"]["smoke"]
     fed = make_federation("fundus", config=smoke, image_size=48)
     assert fed[0].train.x.shape[-1] == 48
     assert fed[0].metadata["num_cases"] == round(SITE_STYLES["fundus"][0].cases * smoke.cases_scale)

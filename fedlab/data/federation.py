@@ -13,9 +13,10 @@ Data are tensors so that a site's data can live on the training device for the w
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
+import pandas as pd
 import torch
 
 TASKS = ("segmentation", "classification")
@@ -23,31 +24,57 @@ TASKS = ("segmentation", "classification")
 
 @dataclass(frozen=True)
 class Split:
-    """Inputs and targets of one split (train, val or test) of one site."""
+    """Inputs and targets of one split (train, val or test) of one site.
+
+    ``groups`` is optional: the integer case id (N,) of every sample, for 2-D slices cut from 3-D volumes.
+    The slices of a case, in stored order, form its volume when scoring per volume
+    (``evaluate(..., per="volume")``, :func:`fedlab.metrics.volume_scores`).
+    """
 
     x: torch.Tensor
     y: torch.Tensor
+    groups: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         if self.x.shape[0] != self.y.shape[0]:
             raise ValueError(f"x has {self.x.shape[0]} samples but y has {self.y.shape[0]}")
+        g = self.groups
+        if g is not None and not (isinstance(g, torch.Tensor) and g.ndim == 1 and g.shape[0] == self.x.shape[0]
+                                  and not (g.is_floating_point() or g.is_complex() or g.dtype == torch.bool)):
+            got = f"shape {tuple(g.shape)}, {g.dtype}" if isinstance(g, torch.Tensor) else type(g).__name__
+            raise ValueError(f"groups must be an integer tensor of case ids of shape ({self.x.shape[0]},), one per "
+                             f"sample, got {got}; map case names to integers first.")
 
     def __len__(self) -> int:
         return int(self.x.shape[0])
 
     def to(self, device: torch.device | str) -> Split:
         """Copy to a device (no-op when already there)."""
-        return Split(self.x.to(device), self.y.to(device))
+        groups = None if self.groups is None else self.groups.to(device)
+        return Split(self.x.to(device), self.y.to(device), groups)
 
     def subset(self, index: torch.Tensor | Sequence[int]) -> Split:
         """Rows ``index`` of this split."""
         index = torch.as_tensor(index, dtype=torch.long, device=self.x.device)
-        return Split(self.x[index], self.y[index])
+        groups = None if self.groups is None else self.groups[index.to(self.groups.device)]
+        return Split(self.x[index], self.y[index], groups)
 
     @staticmethod
     def concat(splits: Sequence[Split]) -> Split:
-        """Stack several splits (used only by the centralised "Mix" baseline)."""
-        return Split(torch.cat([s.x for s in splits]), torch.cat([s.y for s in splits]))
+        """Stack several splits (used only by the centralised "Mix" baseline).
+
+        Case ids are kept when every non-empty split has them, shifted so that cases of different splits
+        never merge; otherwise the result has none.
+        """
+        groups = None
+        parts = [s for s in splits if len(s)]
+        if parts and all(s.groups is not None for s in parts):
+            shifted, offset = [], 0
+            for s in parts:
+                shifted.append(s.groups - s.groups.min() + offset)
+                offset = int(shifted[-1].max()) + 1
+            groups = torch.cat(shifted)
+        return Split(torch.cat([s.x for s in splits]), torch.cat([s.y for s in splits]), groups)
 
 
 @dataclass(frozen=True)
@@ -84,6 +111,46 @@ class Site:
 
 
 @dataclass(frozen=True)
+class FederationSpec:
+    """What a model needs to know about a federation, without its data (what a Flower node or server has).
+
+    Attributes:
+        name: Dataset name.
+        task: "segmentation" or "classification".
+        labels: Label channel names (segmentation) or the positive class.
+        site_names: Sites in order (site k has site code k).
+        num_channels: Input channels (segmentation) or features (classification).
+        image_size: Side of the square images in pixels (0 for classification).
+    """
+
+    name: str
+    task: str
+    labels: tuple[str, ...]
+    site_names: tuple[str, ...]
+    num_channels: int
+    image_size: int = 0
+
+    def __len__(self) -> int:
+        return len(self.site_names)
+
+    @property
+    def num_labels(self) -> int:
+        """Output channels of the segmentation model (1 for classification)."""
+        return len(self.labels) if self.task == "segmentation" else 1
+
+    def to_dict(self) -> dict:
+        """Plain values (e.g. for a Flower run config)."""
+        return {"name": self.name, "task": self.task, "labels": list(self.labels), "site_names": list(self.site_names),
+                "num_channels": self.num_channels, "image_size": self.image_size}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> FederationSpec:
+        """Inverse of :meth:`to_dict`."""
+        return cls(data["name"], data["task"], tuple(data["labels"]), tuple(data["site_names"]),
+                   int(data["num_channels"]), int(data.get("image_size", 0)))
+
+
+@dataclass(frozen=True)
 class Federation:
     """An ordered list of sites that share one task.
 
@@ -94,6 +161,10 @@ class Federation:
         labels: Names of the label channels (segmentation) or of the positive class.
         synthetic: True for the embedded synthetic stand-ins; shown in every table and plot title.
         source: Where the data came from (generator + seed, or a folder and its manifest).
+        provenance: What a real-data loader found and decided: dataset, manifest, manifest_sha256, layout,
+            data_dir, ``found`` (which layout the folder matched and why), ``subset`` (what is missing),
+            ``site_letters`` (the paper's letter of each site), ``reference`` (the published table the
+            dataset is compared with). Empty for synthetic data.
     """
 
     name: str
@@ -102,6 +173,7 @@ class Federation:
     labels: tuple[str, ...] = ("foreground",)
     synthetic: bool = True
     source: str = ""
+    provenance: Mapping[str, object] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "sites", tuple(self.sites))
@@ -169,9 +241,34 @@ class Federation:
         return len(self.labels) if self.task == "segmentation" else 1
 
     @property
+    def image_size(self) -> int:
+        """Side of the (square) images in pixels; 0 for classification."""
+        return int(self.sites[0].train.x.shape[-1]) if self.task == "segmentation" else 0
+
+    def spec(self) -> FederationSpec:
+        """What a model needs to know about this federation, without the data."""
+        return FederationSpec(self.name, self.task, tuple(self.labels), tuple(self.site_names), self.num_channels,
+                              self.image_size)
+
+    @property
     def title(self) -> str:
         """Human label with the provenance, e.g. "prostate (synthetic)"."""
         return f"{self.name} ({'synthetic' if self.synthetic else 'real'})"
+
+    def sizes(self) -> pd.DataFrame:
+        """Samples per site and split: rows = sites in order, columns ``train``, ``val``, ``test``."""
+        rows = {s.name: {"train": len(s.train), "val": len(s.val) if s.val is not None else 0, "test": len(s.test)}
+                for s in self.sites}
+        return pd.DataFrame.from_dict(rows, orient="index", columns=["train", "val", "test"]).rename_axis("site")
+
+    def describe(self) -> str:
+        """A few lines for a notebook: title, sites, source and, for real data, what the loader found."""
+        lines = [f"{self.title}: {len(self)} sites ({', '.join(self.site_names)}), labels {list(self.labels)}",
+                 f"source: {self.source}"]
+        for key in ("found", "subset"):
+            if self.provenance.get(key):
+                lines.append(f"{key}: {self.provenance[key]}")
+        return "\n".join(lines)
 
     def to(self, device: torch.device | str) -> Federation:
         """Copy every site's data to ``device`` (do this once per run)."""

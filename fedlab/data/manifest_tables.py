@@ -1,15 +1,17 @@
 """Verification of tabular datasets described by a manifest (UCI Heart Disease files, an ADNI ROI CSV).
 
-Used by :func:`fedlab.data.manifest.verify`; loading the tables is :mod:`fedlab.data.tabular`'s job.
+Used by :func:`fedlab.data.verify.verify`; loading the tables is :mod:`fedlab.data.tabular`'s job.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from fedlab.data.manifest import Manifest, Report
+import pandas as pd
+
+from fedlab.data.checksums import hash_matches
+from fedlab.data.manifest import Manifest
+from fedlab.data.report import Report, SiteRow
 
 
 def verify_tables(manifest: Manifest, root: Path, report: Report) -> None:
@@ -22,24 +24,27 @@ def verify_tables(manifest: Manifest, root: Path, report: Report) -> None:
 
 def _verify_files(manifest: Manifest, root: Path, report: Report) -> None:
     """One delimited file per site: presence, checksum, row count, fields per row."""
-    from fedlab.data.manifest import SiteRow, file_digest
-
     lay = manifest.layout
+    any_present = any((root / site["file"]).is_file() for site in manifest.sites)
     for site in manifest.sites:
         path = root / site["file"]
         expected = site.get("rows")
         problems = []
         if not path.is_file():
+            if any_present:  # the other sites are here: a subset
+                report.subset.append(f"site {site['name']} is absent ({path} not found)")
+                report.rows.append(SiteRow(site["name"], "all", expected, None, 0, 0))
+                continue
             problems.append(f"site {site['name']}: file {path} is missing; download it "
                             f"({manifest.data['source']['url']}) into {root}.")
             report.rows.append(SiteRow(site["name"], "all", expected, 0, 0, len(problems)))
             report.problems += problems
             continue
         for algorithm in ("md5", "sha256"):
-            if site.get(algorithm) and file_digest(path, algorithm) != str(site[algorithm]).lower():
-                problems.append(f"site {site['name']}: checksum mismatch for {path} ({algorithm} "
-                                f"{file_digest(path, algorithm)}, expected {site[algorithm]}); the file is "
-                                "corrupt or modified (e.g. a header line added): download it again.")
+            if site.get(algorithm) and not hash_matches(path, f"{algorithm}:{site[algorithm]}"):
+                problems.append(f"site {site['name']}: checksum mismatch for {path} (expected {algorithm} "
+                                f"{site[algorithm]}); the file is corrupt or modified (e.g. a header line added): "
+                                "download it again.")
         try:
             lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
         except UnicodeDecodeError as exc:
@@ -54,15 +59,12 @@ def _verify_files(manifest: Manifest, root: Path, report: Report) -> None:
             problems.append(f"site {site['name']}: lines {bad[:5]} of {path} do not have {width} fields; "
                             "the file is truncated or not the expected table.")
         report.rows.append(SiteRow(site["name"], "all", expected, len(lines), len(lines), len(problems)))
+        report.sites_found.append(site["name"])
         report.problems += problems
 
 
 def _verify_single_table(manifest: Manifest, root: Path, report: Report) -> None:
     """One CSV for all sites (ADNI): required columns, labels, numeric ROI columns, duplicates."""
-    import pandas as pd
-
-    from fedlab.data.manifest import SiteRow
-
     lay = manifest.layout
     path = root if root.is_file() else root / lay.get("file", "")
     if not path.is_file():
@@ -102,4 +104,6 @@ def _verify_single_table(manifest: Manifest, root: Path, report: Report) -> None
         if n == 0:
             report.problems.append(f"{path}: no rows with {site_col} == {site['name']!r}.")
             probs = 1
+        else:
+            report.sites_found.append(site["name"])
         report.rows.append(SiteRow(site["name"], "all", expected, n, n, probs))

@@ -14,11 +14,42 @@ AAL atlas to subject space and summing the GM probability in each of the 90 cere
 Subjects scanned in both phases are removed from ADNI-2, as the survey did (the count is printed).
 
 UCI Heart Disease (CC BY 4.0): four ``processed.<site>.data`` files, no header, 14 columns
-(:data:`UCI_COLUMNS`), ``?`` = missing, target ``num`` in 0..4 binarised as ``num > 0``.
-Missing-value policy (FLamby's Fed-Heart-Disease, so that numbers are comparable): drop the columns
-``slope``, ``ca`` and ``thal`` (mostly missing outside Cleveland), then drop rows with any missing
-value; 740 of 920 rows remain. The remaining 10 features are used as numbers (``cp`` and
-``restecg`` codes included, as FLamby does). No imputation means no statistic leaks from test data.
+(:data:`UCI_COLUMNS`), ``?`` = missing, target ``num`` in 0..4 binarised as ``num > 0``. Two
+preprocessings (:func:`load_uci_heart`):
+
+* ``"fedlab"`` (default): FLamby's missing-value policy, then the 10 remaining attributes as numbers;
+  the lesson draws its own random stratified 80/20 splits (:func:`uci_federation`).
+* ``"flamby"``: FLamby's Fed-Heart-Disease preprocessing exactly as its code does it
+  (``flamby/datasets/fed_heart_disease/dataset.py``, owkin/FLamby commit edacf54), so that numbers can
+  be set beside FLamby's published ones:
+
+  1. each file is read with ``pandas.read_csv(header=None)``; ``?`` is replaced by NaN; columns 10,
+     11 and 12 (``slope``, ``ca``, ``thal``: mostly missing outside Cleveland) are dropped, then every
+     row with a missing value (``dropna``); the rest is converted to numbers. 740 of 920 rows remain.
+  2. The target ``num`` is binarised (0 stays 0, anything else is 1).
+  3. Each hospital is split once into train and test with
+     ``train_test_split(arange(n), train_size=0.66, test_size=1 - 0.66, random_state=43, shuffle=True,
+     stratify=labels)``, stratified only when both classes have more than 2 rows at that hospital
+     (Switzerland, with one healthy patient left, is split unstratified). Train/test: Cleveland 199/104,
+     Hungary 172/89, Switzerland 30/16, VA Long Beach 85/45. The same split serves every seed.
+  4. ``cp`` (chest-pain type, codes 1-4) and ``restecg`` (resting ECG, codes 0-2) are one-hot coded
+     over the four hospitals together with ``pandas.get_dummies(drop_first=True)``: 13 features,
+     :data:`UCI_FLAMBY_FEATURES`.
+  5. FLamby then normalises every row with the mean and the (unbiased, ``torch.std``) standard
+     deviation of its own hospital's training rows, ``(x - mean) / (std + 1e-9)``, and the pooled
+     ("Pooled Training") data with the pooled training statistics. In fedlab that step belongs to the
+     training protocol (:mod:`fedlab.data.standardize`): the same per-hospital (Single, Cross, and the
+     federated settings with ``standardize="local"``) and pooled (Mix) training statistics, with the
+     population standard deviation (a factor ``sqrt((n - 1) / n)``, at most 1.7% at Switzerland's 30
+     training rows, absorbed by the L2 penalty's scale) and a constant feature left unscaled instead of
+     divided by 1e-9.
+
+  FLamby's benchmark model is a logistic regression on these 13 inputs (BCE loss, batch 4, no
+  weight decay; Adam 1e-3 for 50 epochs for local and pooled training; SGD 1e-3 with 100 local
+  updates for 15 rounds for FedAvg and FedProx) and its metric is the test accuracy of each hospital.
+  Its published numbers are packaged in ``fedlab/reference/flamby_heart_disease.csv``.
+
+No imputation in either preprocessing: no statistic leaks from test data.
 """
 
 from __future__ import annotations
@@ -33,6 +64,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from sklearn.model_selection import train_test_split
 
 from fedlab.data.federation import Federation, Site, Split
 from fedlab.data.splits import stratified_split
@@ -49,6 +81,11 @@ UCI_COLUMNS: tuple[str, ...] = ("age", "sex", "cp", "trestbps", "chol", "fbs", "
                                 "oldpeak", "slope", "ca", "thal", "num")
 UCI_DROPPED: tuple[str, ...] = ("slope", "ca", "thal")
 UCI_FEATURES: tuple[str, ...] = tuple(c for c in UCI_COLUMNS[:-1] if c not in UCI_DROPPED)
+#: FLamby's 13 inputs: the 8 numeric attributes, then cp and restecg one-hot coded (first level dropped).
+UCI_FLAMBY_FEATURES: tuple[str, ...] = ("age", "sex", "trestbps", "chol", "fbs", "thalach", "exang", "oldpeak",
+                                        "cp_2", "cp_3", "cp_4", "restecg_1", "restecg_2")
+UCI_PREPROCESSINGS: tuple[str, ...] = ("fedlab", "flamby")
+FLAMBY_TRAIN_FRACTION, FLAMBY_SPLIT_SEED = 0.66, 43
 UCI_SITES: dict[str, str] = {"Cleveland": "processed.cleveland.data", "Hungary": "processed.hungarian.data",
                              "Switzerland": "processed.switzerland.data", "VA Long Beach": "processed.va.data"}
 UCI_MD5: dict[str, str] = {"processed.cleveland.data": "2d91a8ff69cfd9616aa47b59d6f843db",
@@ -161,14 +198,16 @@ def federation_from_frame(df: pd.DataFrame, site_column: str, label: pd.Series |
         labels: Name of the positive class.
     """
     y_all = np.asarray(label, dtype=np.float32)
-    sites = list(sites) if sites is not None else list(dict.fromkeys(df[site_column]))
+    x_all = df[list(features)].to_numpy(np.float32)  # (N, F), converted once (column-wise frames copy slowly)
+    site_of = df[site_column].to_numpy()
+    sites = list(sites) if sites is not None else list(dict.fromkeys(site_of))
     out = []
     for site in sites:
-        mask = (df[site_column] == site).to_numpy()
+        mask = site_of == site
         if not mask.any():
             raise ValueError(f"no rows for site {site!r} in column {site_column!r}")
-        x = torch.tensor(df.loc[mask, list(features)].to_numpy(np.float32))  # (n_k, F)
-        y = torch.tensor(y_all[mask])  # (n_k,)
+        x = torch.from_numpy(x_all[mask])  # (n_k, F)
+        y = torch.from_numpy(y_all[mask])  # (n_k,)
         stratify = bool(np.unique(y.numpy(), return_counts=True)[1].min() >= 2)
         if test_fraction is None:
             train = test = Split(x, y)
@@ -256,32 +295,79 @@ def read_uci_site(path: str | Path) -> pd.DataFrame:
     return df
 
 
-def load_uci_heart(data_dir: str | Path, verify: bool = True) -> pd.DataFrame:
-    """The four hospitals as one table with FLamby's missing-value policy (module docstring).
+def load_uci_heart(data_dir: str | Path, verify: bool = True, preprocessing: str = "fedlab") -> pd.DataFrame:
+    """The four hospitals as one table (preprocessings in the module docstring).
 
     Args:
         data_dir: Folder holding the four ``processed.*.data`` files.
         verify: Check the MD5 sums first.
+        preprocessing: "fedlab" (FLamby's missing-value policy, 10 numeric features) or "flamby" (FLamby's
+            preprocessing: 13 features with cp and restecg one-hot coded, and FLamby's fixed train/test split).
 
     Returns:
-        Columns ``site``, the 10 :data:`UCI_FEATURES`, ``num`` and ``target`` (``num > 0`` as 0/1).
+        Columns ``site``, the features (:data:`UCI_FEATURES` or :data:`UCI_FLAMBY_FEATURES`), ``num`` and
+        ``target`` (``num > 0`` as 0/1); with "flamby" also ``flamby_split`` ("train" or "test").
+
+    Raises:
+        ValueError: for an unknown preprocessing (and see :func:`verify_uci_heart`).
     """
+    if preprocessing not in UCI_PREPROCESSINGS:
+        raise ValueError(f"Unknown UCI preprocessing {preprocessing!r}; choose one of {list(UCI_PREPROCESSINGS)}.")
     data_dir = Path(data_dir)
     if verify:
         verify_uci_heart(data_dir)
     frames = []
     for site, fname in UCI_SITES.items():
-        df = read_uci_site(data_dir / fname).drop(columns=list(UCI_DROPPED)).dropna()
+        df = read_uci_site(data_dir / fname).drop(columns=list(UCI_DROPPED)).dropna().reset_index(drop=True)
         df.insert(0, "site", site)
+        if preprocessing == "flamby":
+            df["flamby_split"] = _flamby_split((df["num"] > 0).to_numpy())
         frames.append(df)
     out = pd.concat(frames, ignore_index=True)
     out["target"] = (out["num"] > 0).astype(int)
+    if preprocessing == "flamby":
+        dummies = pd.get_dummies(out[["cp", "restecg"]].astype(int).astype(str), drop_first=True, dtype=float)
+        missing = [c for c in UCI_FLAMBY_FEATURES[8:] if c not in dummies.columns]
+        if missing:
+            raise ValueError(f"UCI files lack the code(s) {missing} of cp/restecg that FLamby's one-hot coding has; "
+                             "are these the original processed.*.data files?")
+        out = pd.concat([out.drop(columns=["cp", "restecg"]), dummies[list(UCI_FLAMBY_FEATURES[8:])]], axis=1)
     return out
 
 
+def _flamby_split(disease: np.ndarray) -> np.ndarray:
+    """FLamby's per-hospital split: "train" / "test" per row, exactly as its ``HeartDiseaseRaw`` draws it."""
+    n = len(disease)
+    levels, counts = np.unique(disease, return_counts=True)
+    stratify = disease if len(levels) > 1 and (counts > 2).all() else None
+    _, test = train_test_split(np.arange(n), test_size=1.0 - FLAMBY_TRAIN_FRACTION, train_size=FLAMBY_TRAIN_FRACTION,
+                               random_state=FLAMBY_SPLIT_SEED, shuffle=True, stratify=stratify)
+    split = np.full(n, "train", dtype=object)
+    split[test] = "test"
+    return split
+
+
 def uci_federation(df: pd.DataFrame, seed: int = 0, test_fraction: float | None = 0.2) -> Federation:
-    """Four-client UCI Heart Disease federation (real data); disease (num > 0) = 1."""
-    return federation_from_frame(df, "site", df["target"].to_numpy(), UCI_FEATURES, "UCI heart disease",
-                                 list(UCI_SITES), seed, test_fraction, synthetic=False,
-                                 source="UCI Heart Disease (CC BY 4.0), FLamby missing-value policy",
-                                 labels=("disease",))
+    """Four-client UCI Heart Disease federation (real data); disease (num > 0) = 1.
+
+    A table loaded with ``preprocessing="flamby"`` keeps FLamby's fixed split whatever ``seed`` and
+    ``test_fraction`` say (``test_fraction=None`` still gives all rows as train and test, for Cross);
+    otherwise each site is split at random, stratified, with ``seed``.
+    """
+    flamby = "flamby_split" in df.columns
+    features = UCI_FLAMBY_FEATURES if flamby else UCI_FEATURES
+    source = ("UCI Heart Disease (CC BY 4.0), " + ("FLamby's preprocessing and split" if flamby
+                                                   else "FLamby missing-value policy"))
+    fed = federation_from_frame(df, "site", df["target"].to_numpy(), features, "UCI heart disease", list(UCI_SITES),
+                                seed, test_fraction, synthetic=False, source=source, labels=("disease",))
+    if not flamby or test_fraction is None:
+        return fed
+    sites = []
+    for site in fed:
+        rows = df[df["site"] == site.name]
+        x = torch.tensor(rows[list(features)].to_numpy(np.float32))  # (n_k, 13)
+        y = torch.tensor(rows["target"].to_numpy(np.float32))  # (n_k,)
+        tr = torch.tensor((rows["flamby_split"] == "train").to_numpy())
+        sites.append(Site(site.name, Split(x[tr], y[tr]), Split(x[~tr], y[~tr]),
+                          metadata={**site.metadata, "split": "flamby (66/34, random_state=43)"}))
+    return Federation(fed.name, tuple(sites), "classification", fed.labels, fed.synthetic, fed.source)

@@ -3,9 +3,10 @@
 from fedlab.federation.client import Client
 from fedlab.federation.evaluation import cross_site_matrix, evaluate
 from fedlab.federation.history import History
+from fedlab.federation.messages import Message, Reply
 from fedlab.federation.params import ParamSplit, weighted_average
 from fedlab.federation.simulation import run_federation
-from fedlab.federation.strategies import STRATEGIES, Centralized, FedAvg, Local, Strategy, Update, get_strategy
+from fedlab.federation.strategies import STRATEGIES, Centralized, FedAvg, Local, Strategy, get_strategy
 
 __all__ = [
     "STRATEGIES",
@@ -14,9 +15,10 @@ __all__ = [
     "FedAvg",
     "History",
     "Local",
+    "Message",
     "ParamSplit",
+    "Reply",
     "Strategy",
-    "Update",
     "cross_site_matrix",
     "evaluate",
     "get_strategy",

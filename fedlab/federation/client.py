@@ -1,9 +1,12 @@
-"""Client: one site's data, model, optimiser state and random generator.
+"""Client: one site's data, model, optimiser state, random generator and private state.
 
 A client never sees another site's data. Its model persists across rounds (the server only
-overwrites the shared keys); its optimiser is replaced at the start of a round when the strategy
-says so (``Strategy.begin_round``, ``Config.optimizer_state``), and all of its randomness (mini-batch sampling) comes
-from its own ``torch.Generator``, so a run is reproducible and can be resumed from a checkpoint.
+overwrites the keys it sends); its optimiser is replaced by a fresh one when the server has
+overwritten its weights (``Config.optimizer_state="fresh"``, FedAvg's definition). All of its
+randomness (mini-batch sampling) comes from its own ``torch.Generator``. What a strategy keeps at the
+site beyond the model (PRR-FL's deputy, LC-Fed's received heads, counters) lives in
+:attr:`Client.private`. :meth:`Client.state_dict` holds all of it, so a run resumes bit for bit from a
+checkpoint and a Flower node can keep it between rounds.
 """
 
 from __future__ import annotations
@@ -53,6 +56,10 @@ class Client:
         config: Run settings (optimiser, learning rate, batch size).
         generator: The client's random generator (see :func:`fedlab.reproducibility.client_generator`).
         loss_fn: Training loss ``loss_fn(model, x, y)``.
+
+    Attributes:
+        private: What the strategy keeps at this site besides ``model`` (never sent unless the
+            strategy says so): modules, optimisers, tensors or plain values, by name.
     """
 
     def __init__(self, index: int, site: Site, model: nn.Module, config: Config, generator: torch.Generator,
@@ -64,6 +71,7 @@ class Client:
         self.generator = generator
         self.loss_fn = loss_fn
         self.optimizer = make_optimizer(model.parameters(), config)
+        self.private: dict[str, object] = {}
 
     @property
     def name(self) -> str:
@@ -74,6 +82,10 @@ class Client:
     def num_train(self) -> int:
         """Training-set size n_k (the FedAvg weight)."""
         return self.site.num_train
+
+    def reset_optimizer(self) -> None:
+        """Replace the optimiser by a fresh one (no moments, step count 0)."""
+        self.optimizer = make_optimizer(self.model.parameters(), self.config)
 
     def sample_batch(
         self, batch_size: int | None = None, split: Split | None = None
@@ -128,15 +140,32 @@ class Client:
         return total / max(steps, 1)
 
     def state_dict(self) -> dict:
-        """Everything needed to resume this client: model, optimiser and generator state."""
+        """Everything needed to resume this client: model, optimiser, generator and private state.
+
+        Only tensors and plain Python values (safe to load with ``torch.load(weights_only=True)``).
+        """
         return {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "generator": self.generator.get_state(),
+            "private": {k: _to_state(v) for k, v in self.private.items()},
         }
 
     def load_state_dict(self, state: dict) -> None:
-        """Restore what :meth:`state_dict` saved."""
+        """Restore what :meth:`state_dict` saved (private modules and optimisers must already exist)."""
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.generator.set_state(state["generator"].cpu())
+        for key, value in state.get("private", {}).items():
+            current = self.private.get(key)
+            if isinstance(current, nn.Module | torch.optim.Optimizer):
+                current.load_state_dict(value)
+            else:
+                self.private[key] = value
+
+
+def _to_state(value: object) -> object:
+    """Modules and optimisers by their state_dict; tensors and plain values as they are."""
+    if isinstance(value, nn.Module | torch.optim.Optimizer):
+        return value.state_dict()
+    return value

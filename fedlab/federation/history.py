@@ -28,6 +28,8 @@ class History:
         ledger: One dict per round: round, bytes_up, bytes_down, train_loss, seconds.
         selected_round: Per site, the round whose model was kept (by validation score, or the last).
         site_models: The kept model of each site, in memory only (never saved).
+        last_models: The model each site held after the last round (before validation selection), in
+            memory only; e.g. for plots of what training produced.
         info: Free-form facts (strategy settings, selection rule).
     """
 
@@ -38,6 +40,7 @@ class History:
     ledger: list[dict] = field(default_factory=list)
     selected_round: dict[str, int] = field(default_factory=dict)
     site_models: list[nn.Module] = field(default_factory=list, repr=False)
+    last_models: list[nn.Module] = field(default_factory=list, repr=False)
     info: dict = field(default_factory=dict)
 
     def record(self, site: str, metric: str, value: float, split: str, round: int, stage: str = "curve") -> None:

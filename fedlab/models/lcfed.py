@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
+from monai.networks.utils import eval_mode
 from torch import nn
 
 from fedlab.models.hc import HeadCalibration
@@ -88,15 +89,10 @@ class LCFedNet(nn.Module):
         return torch.stack([self.pcs.gate(bottleneck, site_code(j, self.num_sites, n, bottleneck.device))
                             for j in range(self.num_sites)])
 
-    @torch.no_grad()
     def mean_site_gates(self, x: torch.Tensor) -> torch.Tensor:
         """(K, C) gates of every site code, averaged over the images ``x`` (for plots)."""
-        was_training = self.training
-        self.eval()
-        try:
+        with eval_mode(self):
             gates = self.site_gates(self.unet.encode(x)[-1])  # (K, N, C, 1, 1)
-        finally:
-            self.train(was_training)
         return gates.mean(dim=1).flatten(1)
 
 
@@ -143,14 +139,9 @@ class LCFedSiteModel(nn.Module):
         """
         if self.heads is None:
             raise ValueError("this site model has no head calibration (net.hc is None)")
-        was_training = self.net.training
-        self.net.eval()
-        try:
-            with torch.no_grad():
-                out = self.net.forward_all(x, self.site)
-                probs = self.head_probabilities(out.feature)
-        finally:
-            self.net.train(was_training)
+        with eval_mode(self.net):  # inference mode and no gradient for everything but the calibration
+            out = self.net.forward_all(x, self.site)
+            probs = self.head_probabilities(out.feature)
         result = self.net.hc(out.feature, probs, self.site, return_maps=return_maps)
         if return_maps:
             logits, maps = result

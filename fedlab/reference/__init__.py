@@ -3,6 +3,8 @@
 * ``lcfed_tables.csv``: per-site IoU (%) and ASSD (pixels) of the personalised-FL table of LC-Fed
   (Wang, Jin, Wang, ECCV 2022), prostate (6 sites), polyp and fundus (4 sites each).
 * ``adni_table2.csv``: Table 2 of Guan and Liu's survey (AD vs NC logistic regression on ADNI-1/ADNI-2).
+* ``flamby_heart_disease.csv``: FLamby's Fed-Heart-Disease benchmark (UCI Heart Disease, four hospitals):
+  test accuracy per client of local, pooled, FedAvg and FedProx training, mean and std over five seeds.
 
 Each file's header comments say where the numbers come from and what was corrected.
 """
@@ -16,7 +18,7 @@ import pandas as pd
 
 REFERENCE_DIR = Path(__file__).resolve().parent
 SHARED_ENV = "FEDLAB_SHARED_DIR"
-FILES = ("lcfed_tables.csv", "adni_table2.csv")
+FILES = ("lcfed_tables.csv", "adni_table2.csv", "flamby_heart_disease.csv")
 
 
 def reference_path(name: str) -> Path:

@@ -55,8 +55,9 @@ def plot_settings_diagram(sites: Sequence[str] = ("ADNI-1", "ADNI-2")) -> plt.Fi
     _box(ax, 0.8, 0.5, "pooled\nmodel", model_c)
     _arrow(ax, (0.33, 0.78), (0.67, 0.55), "raw data!", color="#c44e52")
     _arrow(ax, (0.33, 0.22), (0.67, 0.45), "raw data!", color="#c44e52")
-    labels = {"FedAvg": ("weights\n(10 local it.)", "w_avg"), "FedSGD": ("gradient", "w (1 step)"),
-              "FedProx": ("weights\n(+ mu/2||w-w_g||^2)", "w_avg")}
+    labels = {"FedAvg": ("weights", "w_avg"), "FedSGD": ("gradient", "w (1 step)"), "FedProx": ("weights", "w_avg")}
+    local = {"FedAvg": "10 local SGD steps", "FedSGD": "1 full-batch gradient",
+             "FedProx": "1 local pass on\nF_k(w) + mu/2 ||w - w_g||^2"}
     for ax, name in zip(axes[3:], ("FedAvg", "FedSGD", "FedProx"), strict=True):
         _box(ax, 0.5, 0.82, "server", server_c)
         _box(ax, 0.2, 0.2, a, site_c)
@@ -65,13 +66,20 @@ def plot_settings_diagram(sites: Sequence[str] = ("ADNI-1", "ADNI-2")) -> plt.Fi
         for x, side in ((0.2, -1), (0.8, 1)):  # each client: its message up (black), the global model down (grey)
             _arrow(ax, (x - 0.04, 0.3), (0.5 + side * 0.05 - 0.03, 0.73), up if side < 0 else "")
             _arrow(ax, (0.5 + side * 0.05 + 0.03, 0.73), (x + 0.04, 0.3), down if side > 0 else "", color="#777777")
-    fig.suptitle("The six settings of the comparison (no raw data leaves a site except in Mix)", fontsize=11)
+        ax.text(0.5, 0.01, f"at each client: {local[name]}", ha="center", va="bottom", fontsize=6.5,
+                style="italic")  # local computation, not a message
+    fig.suptitle("The six settings of the comparison (no raw data leaves a site except in Mix; arrows are messages)",
+                 fontsize=11)
     fig.tight_layout()
     return fig
 
 
 def plot_metrics_by_setting(summary: pd.DataFrame, title: str = "") -> plt.Figure:
-    """Bar chart of ACC, SEN, SPE, AUC per setting and client with ± std error bars.
+    """Bar chart of ACC, SEN, SPE, AUC per setting, one row of panels per client, with ± std error bars.
+
+    Bars start at 0. Each client's Cross bars are labelled with the client they were trained on. A metric
+    flagged unreliable (a test class with fewer than 5 cases, ``{metric}_unreliable``) is hatched and marked
+    with a dagger; an undefined one is left out.
 
     Args:
         summary: :func:`fedlab.experiments.adni.summary_table` output.
@@ -79,54 +87,75 @@ def plot_metrics_by_setting(summary: pd.DataFrame, title: str = "") -> plt.Figur
     """
     metrics = ("acc", "sen", "spe", "auc")
     clients = list(dict.fromkeys(summary.index.get_level_values(0)))
-    fig, axes = plt.subplots(1, 4, figsize=(16, 3.6), sharey=True)
-    alphas = [1.0 - 0.65 * ci / max(len(clients) - 1, 1) for ci in range(len(clients))]
-    for ax, m in zip(axes, metrics, strict=True):
-        for ci, client in enumerate(clients):
-            sub = summary.loc[client]
-            labels = [lab.split(" ")[0] for lab in sub.index]
-            xs = np.arange(len(sub)) + (ci - (len(clients) - 1) / 2) * 0.8 / len(clients)
-            ax.bar(xs, sub[m], width=0.8 / len(clients), yerr=sub[f"{m}_std"].fillna(0), capsize=2,
-                   label=client, color=[SETTING_COLORS.get(lb, "#777777") for lb in labels],
-                   alpha=alphas[ci], edgecolor="k", lw=0.5)
-        ax.set_xticks(np.arange(len(labels)))
-        ax.set_xticklabels(labels, rotation=45, ha="right")
-        ax.set_title(m.upper())
-        ax.set_ylim(0.4, 1.0)
-        ax.grid(axis="y", alpha=0.3)
-    axes[0].set_ylabel("mean over splits (± std)")
-    handles = [plt.Rectangle((0, 0), 1, 1, fc="#777777", alpha=a) for a in alphas]
-    axes[-1].legend(handles, [f"tested on {c}" for c in clients], fontsize=8, loc="lower right")
+    fig, axes = plt.subplots(len(clients), 4, figsize=(16, 2.9 * len(clients) + 0.6), sharey=True, squeeze=False)
+    for row, client in zip(axes, clients, strict=True):
+        sub = summary.loc[client]
+        labels = list(sub.index)
+        colors = [SETTING_COLORS.get(lab.split(" ")[0], "#777777") for lab in labels]
+        xs = np.arange(len(sub))
+        for ax, m in zip(row, metrics, strict=True):
+            unreliable = sub.get(f"{m}_unreliable", pd.Series(False, index=sub.index)).fillna(False).to_numpy(bool)
+            values = sub[m].to_numpy(dtype=float)
+            bars = ax.bar(xs, np.nan_to_num(values), yerr=sub[f"{m}_std"].fillna(0).to_numpy(), capsize=2,
+                          color=colors, edgecolor="k", lw=0.5)
+            for bar, bad, v in zip(bars, unreliable, values, strict=True):
+                if bad:
+                    bar.set_hatch("///")
+                    bar.set_alpha(0.5)
+                    ax.text(bar.get_x() + bar.get_width() / 2, 0.03, "†", ha="center", fontsize=10)
+                if np.isnan(v):
+                    ax.text(bar.get_x() + bar.get_width() / 2, 0.03, "n/a", ha="center", fontsize=7, rotation=90)
+            ax.set_xticks(xs)
+            ax.set_xticklabels(labels, rotation=45, ha="right", fontsize=8)
+            ax.set_title(f"{m.upper()}, tested on {client}", fontsize=9)
+            ax.set_ylim(0.0, 1.05)
+            ax.grid(axis="y", alpha=0.3)
+        row[0].set_ylabel("mean over splits (± std)")
+    if any(summary.get(f"{m}_unreliable", pd.Series(False)).any() for m in metrics):
+        fig.text(0.5, 0.005, "† hatched: a test class has fewer than 5 cases, the value is unreliable",
+                 ha="center", va="bottom", fontsize=8)
     fig.suptitle(title)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.02, 1, 1))
     return fig
 
 
 def plot_communication(curves: pd.DataFrame, target: pd.DataFrame | None = None, title: str = "") -> plt.Figure:
-    """Mean test AUC against communication rounds and against bytes, one line per method."""
-    fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
+    """Distance to the optimum against rounds and against bytes, and the test AUC against rounds.
+
+    Args:
+        curves: :func:`fedlab.experiments.adni.communication_curves` output.
+        target: :func:`fedlab.experiments.adni.rounds_to_target` output (``metric="gap"``): a dashed line
+            and a dot where each method reaches it.
+        title: Figure title.
+    """
+    fig, axes = plt.subplots(1, 3, figsize=(15, 3.8), layout="constrained")
     for method, c in curves.groupby("method", sort=False):
         color = SETTING_COLORS.get(method)
-        axes[0].plot(c["round"], c["auc"], label=method, color=color)
-        axes[1].plot(c["bytes"].clip(lower=1), c["auc"], label=method, color=color)
-    if target is not None and len(target):
-        t = float(target["target_auc"].iloc[0])
-        for ax in axes:
+        c = c[c["round"] > 0]
+        axes[0].plot(c["round"], c["gap"], "o-", ms=3, label=method, color=color)
+        axes[1].plot(c["bytes"], c["gap"], "o-", ms=3, label=method, color=color)
+        axes[2].plot(c["round"], c["auc"], "o-", ms=3, label=method, color=color)
+    if target is not None and len(target) and (target["metric"] == "gap").all():
+        t = float(target["target"].iloc[0])
+        for ax in axes[:2]:
             ax.axhline(t, ls="--", color="k", lw=0.8)
         for _, r in target.iterrows():
             if not pd.isna(r["rounds"]):
-                axes[0].plot(r["rounds"], t, "o", color=SETTING_COLORS.get(r["method"]))
-                axes[1].plot(r["bytes"], t, "o", color=SETTING_COLORS.get(r["method"]))
-    axes[0].set_xscale("symlog")
-    axes[0].set_xlabel("communication round")
-    axes[1].set_xscale("log")
-    axes[1].set_xlabel("bytes sent (up + down, all clients)")
-    for ax in axes:
-        ax.set_ylabel("mean test AUC")
-        ax.grid(alpha=0.3)
-        ax.legend()
+                axes[0].plot(r["rounds"], t, "s", ms=7, mfc="none", color=SETTING_COLORS.get(r["method"]))
+                axes[1].plot(r["bytes"], t, "s", ms=7, mfc="none", color=SETTING_COLORS.get(r["method"]))
+    for ax, xlabel in zip(axes, ("communication round", "bytes sent (up + down, all clients)",
+                                 "communication round"), strict=True):
+        ax.set_xscale("log")
+        ax.set_xlabel(xlabel)
+        ax.grid(alpha=0.3, which="both")
+    axes[0].set_yscale("log")
+    axes[1].set_yscale("log")
+    axes[0].set_ylabel("objective gap F(theta) - F(theta*)")
+    axes[1].set_ylabel("objective gap F(theta) - F(theta*)")
+    axes[2].set_ylabel("mean test AUC (illustration only)")
+    handles, names = axes[0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="outside right center")
     fig.suptitle(title)
-    fig.tight_layout()
     return fig
 
 

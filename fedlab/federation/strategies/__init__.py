@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from fedlab.federation.strategies.base import Strategy, Update
+from fedlab.federation.messages import Message, Reply
+from fedlab.federation.strategies.attacks import SignFlip
+from fedlab.federation.strategies.base import ServerState, Strategy
 from fedlab.federation.strategies.centralized import Centralized
+from fedlab.federation.strategies.compression import TopK
 from fedlab.federation.strategies.fedavg import FedAvg
 from fedlab.federation.strategies.fedbn import FedBN
 from fedlab.federation.strategies.fedprox import FedProx
@@ -13,6 +16,12 @@ from fedlab.federation.strategies.finetune import FineTune
 from fedlab.federation.strategies.lcfed import LCFed
 from fedlab.federation.strategies.local import Local
 from fedlab.federation.strategies.prrfl import PRRFL
+from fedlab.federation.strategies.robust import Krum, Median, NormClip, QualityWeighted, TrimmedMean
+from fedlab.federation.strategies.scaffold import SCAFFOLD
+from fedlab.federation.strategies.wrapper import StrategyWrapper
+from fedlab.privacy.central_dp import CentralDP
+from fedlab.privacy.dp import DPFedAvg
+from fedlab.privacy.secure_aggregation import SecureAggregation
 
 STRATEGIES: dict[str, type[Strategy]] = {
     "FedAvg": FedAvg,
@@ -26,10 +35,21 @@ STRATEGIES: dict[str, type[Strategy]] = {
     "PRR-FL": PRRFL,
     "LC-Fed": LCFed,
     "Mix": Centralized,
+    # lessons 06-07 (fedlab/privacy/): secure aggregation around FedAvg, DP-SGD at the sites, DP at the server
+    "SecAgg": SecureAggregation,
+    "DP-FedAvg": DPFedAvg,
+    "CentralDP": CentralDP,
+    "SCAFFOLD": SCAFFOLD,
+    "Median": Median,
+    "TrimmedMean": TrimmedMean,
+    "Krum": Krum,
+    "NormClip": NormClip,
+    "QualityWeighted": QualityWeighted,
+    "TopK": TopK,
 }
 
 
-def get_strategy(name: str, **kwargs: object) -> Strategy:
+def get_strategy(name: str, /, **kwargs: object) -> Strategy:
     """Instantiate a strategy by its registry name.
 
     Raises:
@@ -41,6 +61,7 @@ def get_strategy(name: str, **kwargs: object) -> Strategy:
 
 
 __all__ = [
-    "PRRFL", "STRATEGIES", "Centralized", "FedAvg", "FedBN", "FedPer", "FedProx", "FedRep", "FedSGD", "FineTune",
-    "LCFed", "Local", "Strategy", "Update", "get_strategy",
+    "PRRFL", "SCAFFOLD", "STRATEGIES", "Centralized", "FedAvg", "FedBN", "FedPer", "FedProx", "FedRep", "FedSGD",
+    "FineTune", "Krum", "LCFed", "Local", "Median", "Message", "NormClip", "QualityWeighted", "Reply", "ServerState",
+    "SignFlip", "Strategy", "StrategyWrapper", "TopK", "TrimmedMean", "get_strategy",
 ]

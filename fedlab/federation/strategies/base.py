@@ -1,48 +1,45 @@
-"""The Strategy interface: what a client does in a round and how the server combines it.
+"""The Strategy interface, in the shape of a real engine (Flower's): the server state is a value.
 
-A round of :func:`fedlab.federation.simulation.run_federation` calls, in order:
+A round ``r`` of :func:`fedlab.federation.simulation.run_federation` (or of a Flower ServerApp built
+by :mod:`fedlab.deploy.flower`) does:
 
-1. ``client_update(client, round)`` for each selected client -> :class:`Update` (what it sends);
-2. ``aggregate(updates, round)`` on the server -> the new global state;
-3. ``broadcast(clients, round)`` -> each client receives what the strategy sends down.
+1. ``messages = strategy.configure(r, state, clients)``: what each selected site receives, computed
+   from the server state alone (a :class:`~fedlab.federation.messages.Message`: tensors + config);
+2. at each site: ``reply = strategy.client_update(client, message, r)``: the site loads what it
+   received (:meth:`Strategy.receive`), trains, and replies (a :class:`~fedlab.federation.messages.Reply`);
+3. ``state = strategy.aggregate(r, replies, state)``: the new server state, returned;
+4. when the round is evaluated: the messages of ``strategy.configure_evaluate(r, state, clients)`` are
+   delivered with :meth:`Strategy.receive`, and each site is scored with :meth:`Strategy.site_model`.
 
-Every message is counted in the bytes ledger (``Update.payload`` up, ``broadcast``'s return down).
-Subclasses override only what differs; the defaults implement FedAvg over a :class:`ParamSplit`.
+The strategy object holds configuration only: its hyperparameters and what :meth:`Strategy.setup`
+derives once per run (the config, the total number of rounds, the :class:`ParamSplit`). Everything that
+changes during a run is either the server state (a dict of tensors and plain values, passed in and
+returned) or the site's private state (:class:`~fedlab.federation.client.Client`: model, optimiser,
+generator, ``private``). Both are what a checkpoint saves.
+
+Every message is counted in the bytes ledger (``configure`` down, replies up). Evaluation messages
+are not: a site that trains already holds what it serves. Subclasses override only what differs;
+the defaults implement FedAvg over a :class:`ParamSplit`.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+import inspect
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 from torch import nn
 
 from fedlab.config import Config
-from fedlab.data.federation import Federation
-from fedlab.federation.client import Client, LossFn, make_optimizer, task_loss
-from fedlab.federation.params import ParamSplit, State, state_bytes, weighted_average
+from fedlab.data.federation import Federation, FederationSpec, Site
+from fedlab.federation.client import Client, LossFn, task_loss
+from fedlab.federation.messages import Message, Reply
+from fedlab.federation.params import ParamSplit, weighted_average
 from fedlab.reproducibility import client_generator
 
 WEIGHTINGS = ("samples", "uniform")
-
-
-@dataclass
-class Update:
-    """What one client sends to the server after local training.
-
-    Attributes:
-        client: Index of the sender.
-        payload: The tensors sent (counted in the bytes ledger).
-        weight: Aggregation weight (n_k for sample weighting, 1 for uniform).
-        loss: Mean local training loss, a 0-d tensor left on the device.
-    """
-
-    client: int
-    payload: State
-    weight: float
-    loss: torch.Tensor
+ServerState = dict[str, object]
 
 
 class Strategy:
@@ -57,101 +54,160 @@ class Strategy:
     #: True when :meth:`finish` itself picks each site's model on its validation split (e.g. FT's
     #: fine-tuning); run_federation then keeps the finished models instead of the best round's.
     finish_selects = False
-    #: False for strategies whose client weights nothing overwrites (Local, Mix): their clients keep
-    #: their optimiser across rounds whatever ``config.optimizer_state`` says.
-    overwrites_weights = True
+    #: False for baselines that pool the sites' raw data (Mix): they cannot be deployed on Flower.
+    federated = True
+
+    def __new__(cls, *args: object, **kwargs: object) -> Strategy:
+        """Record the constructor's arguments (defaults filled in), so the same strategy can be rebuilt
+        elsewhere (on every Flower node) from its registry name and :meth:`init_kwargs`."""
+        obj = super().__new__(cls)
+        bound = inspect.signature(cls.__init__).bind(obj, *args, **kwargs)
+        bound.apply_defaults()
+        obj._init_kwargs = {k: v for k, v in list(bound.arguments.items())[1:]}
+        return obj
 
     def __init__(self, weighting: str = "samples") -> None:
         if weighting not in WEIGHTINGS:
             raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}")
         self.weighting = weighting
-        self.split: ParamSplit | None = None
-        self.global_state: State = {}
         self.config: Config | None = None
+        self.rounds = 0
+        self.task = "segmentation"
+        self.split: ParamSplit | None = None
 
-    # --- set-up -------------------------------------------------------------------------------
-    def model_factory(self, federation: Federation, config: Config) -> Callable[[], nn.Module] | None:
+    def init_kwargs(self) -> dict:
+        """The constructor's arguments, defaults included: ``type(self)(**s.init_kwargs())`` rebuilds ``s``."""
+        return dict(self._init_kwargs)
+
+    # --- set-up (configuration, derived once per run) -------------------------------------------
+    def model_factory(self, federation: Federation | FederationSpec,
+                      config: Config) -> Callable[[], nn.Module] | None:
         """The model this strategy needs when run_federation gets ``model=None`` (default: None = the
         preset's model). FedBN returns a BatchNorm U-Net factory here."""
         return None
+
+    def prepare_model(self, model: nn.Module, federation: Federation | FederationSpec) -> nn.Module:
+        """Turn the round-0 model into the network every site trains (default: unchanged; LC-Fed wraps
+        the U-Net with its site-specific modules). Called once, under the run's seed."""
+        return model
 
     def param_split(self, model: nn.Module) -> ParamSplit:
         """Which state_dict keys are shared (default: every floating-point tensor)."""
         return ParamSplit.all_shared(model)
 
-    def loss_fn(self, task: str) -> LossFn:
-        """Local training loss (default: the task's loss)."""
+    def loss_fn(self, task: str, site: int = 0) -> LossFn:
+        """Local training loss of site ``site`` (default: the task's loss)."""
         return task_loss(task)
 
-    def make_clients(self, federation: Federation, model: nn.Module, config: Config, seed: int,
-                     device: torch.device) -> list[Client]:
-        """One client per site, each starting from an identical copy of ``model``."""
-        return [
-            Client(k, site, copy.deepcopy(model).to(device), config, client_generator(seed, k, device),
-                   self.loss_fn(federation.task))
-            for k, site in enumerate(federation)
-        ]
+    def setup(self, model: nn.Module, config: Config, rounds: int, task: str) -> None:
+        """Configure the strategy for one run: the config, the total number of rounds and the split.
 
-    def setup(self, model: nn.Module, clients: Sequence[Client], config: Config) -> None:
-        """Prepare the server: the split and the initial global state (round 0)."""
+        Called once by the loop (and on every Flower node) before anything else; nothing set here
+        changes during the run.
+        """
         self.config = config
+        self.rounds = rounds
+        self.task = task
         self.split = self.param_split(model)
-        self.global_state = self.split.shared_state(clients[0].model.state_dict()) if clients else {}
 
-    # --- one round ----------------------------------------------------------------------------
-    def select(self, clients: Sequence[Client], round: int) -> list[Client]:
-        """Clients that take part in this round (default: all)."""
+    def make_client(self, index: int, site: Site, model: nn.Module, seed: int, device: torch.device) -> Client:
+        """Site ``index``'s client: its own copy of ``model``, generator, loss and private state."""
+        client = Client(index, site, copy.deepcopy(model).to(device), self.config,
+                        client_generator(seed, index, device), self.loss_fn(self.task, index))
+        self.init_client(client)
+        return client
+
+    def make_clients(self, federation: Federation, model: nn.Module, seed: int, device: torch.device) -> list[Client]:
+        """One client per site, each starting from an identical copy of ``model``."""
+        return [self.make_client(k, site, model, seed, device) for k, site in enumerate(federation)]
+
+    def init_client(self, client: Client) -> None:
+        """Create what the site keeps privately besides its model (default: nothing)."""
+
+    def initial_state(self, model: nn.Module) -> ServerState:
+        """The server state before round 1: the shared part of the round-0 model."""
+        return {"global": self.split.shared_state(model.state_dict())}
+
+    # --- one round: server side ----------------------------------------------------------------
+    def select(self, round: int, clients: Sequence[int]) -> list[int]:
+        """Sites that take part in ``round`` (default: all)."""
         return list(clients)
 
-    def begin_round(self, client: Client, round: int) -> None:
-        """Before a client's local update: a fresh optimiser when the server has overwritten its weights
-        (``config.optimizer_state == "fresh"``), so no Adam moment computed for an earlier model survives."""
-        if self.overwrites_weights and self.config.optimizer_state == "fresh":
-            client.optimizer = make_optimizer(client.model.parameters(), self.config)
+    def configure(self, round: int, state: ServerState, clients: Sequence[int]) -> dict[int, Message]:
+        """What each selected site receives this round (default: the global shared state)."""
+        message = Message(dict(state["global"]))
+        return {k: message for k in self.select(round, clients)}
 
-    def client_update(self, client: Client, round: int) -> Update:
-        """Local training, then send the shared part of the model."""
+    def aggregate(self, round: int, replies: Sequence[Reply], state: ServerState) -> ServerState:
+        """The new server state: the weighted average of the uploaded tensors."""
+        if not replies:
+            return state
+        average = weighted_average([r.message.tensors for r in replies], [r.weight for r in replies])
+        return {**state, "global": average}
+
+    def configure_evaluate(self, round: int, state: ServerState, clients: Sequence[int]) -> dict[int, Message]:
+        """What each site needs to serve its model after ``round`` (default: the global shared state)."""
+        message = Message(dict(state["global"]))
+        return {k: message for k in clients}
+
+    # --- one round: client side ----------------------------------------------------------------
+    def receive(self, client: Client, message: Message) -> bool:
+        """Load what arrived into the site's model; True when it overwrote weights the site holds."""
+        if not message.tensors:
+            return False
+        client.model.load_state_dict(message.tensors, strict=False)
+        return True
+
+    def prepare_round(self, client: Client, message: Message) -> None:
+        """Receive, and start from a fresh optimiser when the server overwrote the site's weights
+        (``config.optimizer_state == "fresh"``): no Adam moment computed for an earlier model survives."""
+        if self.receive(client, message) and self.config.optimizer_state == "fresh":
+            client.reset_optimizer()
+
+    def client_update(self, client: Client, message: Message, round: int) -> Reply:
+        """Receive, ``local_steps`` steps of local training, then send the shared part of the model."""
+        self.prepare_round(client, message)
         loss = client.train(self.config.local_steps)
-        return Update(client.index, self.split.shared_state(client.model.state_dict()), self.weight(client), loss)
+        return self.reply(client, loss)
+
+    def reply(self, client: Client, loss: torch.Tensor, extra: Mapping[str, torch.Tensor] | None = None) -> Reply:
+        """The default upload: the shared part of the site's model (plus ``extra`` tensors)."""
+        tensors = self.split.shared_state(client.model.state_dict())
+        tensors.update(extra or {})
+        return Reply(client.index, Message(tensors), self.weight(client), loss)
 
     def weight(self, client: Client) -> float:
         """Aggregation weight of ``client``."""
         return float(client.num_train) if self.weighting == "samples" else 1.0
 
-    def aggregate(self, updates: Sequence[Update], round: int) -> State:
-        """Weighted average of the payloads; becomes the new global state."""
-        if updates:
-            self.global_state = weighted_average([u.payload for u in updates], [u.weight for u in updates])
-        return self.global_state
-
-    def broadcast(self, clients: Sequence[Client], round: int) -> int:
-        """Send the global state to every client; returns the bytes sent down."""
-        for c in clients:
-            c.model.load_state_dict(self.global_state, strict=False)
-        return state_bytes(self.global_state) * len(clients)
-
     # --- evaluation and end of training -------------------------------------------------------
-    def site_models(self, clients: Sequence[Client]) -> list[nn.Module]:
-        """The model that serves each site (maps inputs to logits), in federation order."""
-        return [c.model for c in clients]
+    def site_model(self, client: Client) -> nn.Module:
+        """The model that serves the site (maps inputs to logits)."""
+        return client.model
 
-    def finish(self, clients: Sequence[Client]) -> dict | None:
-        """Hook after the last round (e.g. local fine-tuning). Default: nothing.
+    def site_models(self, clients: Sequence[Client]) -> list[nn.Module]:
+        """The model serving each site, in federation order."""
+        return [self.site_model(c) for c in clients]
+
+    def finish_client(self, client: Client) -> dict | None:
+        """Site-side work after the last round (e.g. FT's fine-tuning); returns facts to record."""
+        return None
+
+    def finish(self, clients: Sequence[Client], state: ServerState) -> dict | None:
+        """After the last round: every site's :meth:`finish_client`, summarised by :meth:`summarize_finish`.
 
         Returns:
             Optional facts to record in ``history.info["finish"]`` (JSON-able).
         """
-        return None
+        facts = {c.name: f for c in clients if (f := self.finish_client(c)) is not None}
+        return self.summarize_finish(facts) if facts else None
 
-    # --- checkpoints --------------------------------------------------------------------------
-    def state_dict(self) -> dict:
-        """Server-side state to checkpoint."""
-        return {"global_state": self.global_state}
-
-    def load_state_dict(self, state: dict) -> None:
-        """Restore :meth:`state_dict`."""
-        self.global_state = state["global_state"]
+    def summarize_finish(self, facts: dict[str, dict]) -> dict:
+        """Combine the sites' finish facts (default: by site name)."""
+        return {"sites": facts}
 
     def describe(self) -> dict:
-        """Settings to record in the run receipt."""
-        return {"name": self.name, "weighting": self.weighting, "personalized": self.personalized}
+        """Settings to record in the run receipt and to identify a run in checkpoints and the cache: the
+        name, the class and every constructor argument."""
+        return {**self.init_kwargs(), "name": self.name, "class": type(self).__name__,
+                "personalized": self.personalized}

@@ -19,7 +19,7 @@ from functools import partial
 from torch import nn
 
 from fedlab.config import Config
-from fedlab.data.federation import Federation
+from fedlab.data.federation import Federation, FederationSpec
 from fedlab.federation.params import NORM_TYPES, ParamSplit
 from fedlab.federation.strategies.base import Strategy
 from fedlab.models.unet import build_unet
@@ -31,7 +31,7 @@ class FedBN(Strategy):
     name = "FedBN"
     personalized = True
 
-    def model_factory(self, federation: Federation, config: Config) -> Callable[[], nn.Module] | None:
+    def model_factory(self, federation: Federation | FederationSpec, config: Config) -> Callable[[], nn.Module] | None:
         """The preset's U-Net with BatchNorm (segmentation); None for other tasks."""
         if federation.task != "segmentation":
             return None

@@ -14,7 +14,8 @@ from __future__ import annotations
 import math
 
 from fedlab.federation.client import Client
-from fedlab.federation.strategies.base import Strategy, Update
+from fedlab.federation.messages import Message, Reply
+from fedlab.federation.strategies.base import Strategy
 
 
 class FedProx(Strategy):
@@ -43,8 +44,9 @@ class FedProx(Strategy):
             return self.local_steps
         return math.ceil(client.num_train / min(self.config.batch_size, client.num_train))
 
-    def client_update(self, client: Client, round: int) -> Update:
-        """Local steps on task loss + proximal term, then send the shared state."""
+    def client_update(self, client: Client, message: Message, round: int) -> Reply:
+        """Receive ``w_g``, local steps on task loss + proximal term, then send the shared state."""
+        self.prepare_round(client, message)
         params = dict(client.model.named_parameters())
         anchor = {k: params[k].detach().clone() for k in self.split.shared if k in params}  # w_g
         task, mu = client.loss_fn, self.mu
@@ -56,12 +58,7 @@ class FedProx(Strategy):
                 loss = loss + 0.5 * mu * prox
             return loss
 
-        loss = client.train(self.steps(client), loss_fn=prox_loss)
-        return Update(client.index, self.split.shared_state(client.model.state_dict()), self.weight(client), loss)
-
-    def describe(self) -> dict:
-        """Settings for the run receipt."""
-        return {**super().describe(), "mu": self.mu, "local_steps": self.local_steps or "one epoch"}
+        return self.reply(client, client.train(self.steps(client), loss_fn=prox_loss))
 
 
 __all__ = ["FedProx"]

@@ -13,11 +13,13 @@ Which modules form the head is a method (``head_modules``), so a model with more
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from fedlab.federation.client import Client
+from fedlab.federation.messages import Message, Reply
 from fedlab.federation.params import ParamSplit
-from fedlab.federation.strategies.base import Strategy, Update
+from fedlab.federation.strategies.base import Strategy
 
 
 class FedPer(Strategy):
@@ -40,14 +42,24 @@ class FedRep(FedPer):
 
     name = "FedRep"
 
-    def client_update(self, client: Client, round: int) -> Update:
-        """``head_steps`` head-only steps, then ``local_steps - head_steps`` body-only steps."""
-        head = [p for m in self.head_modules(client.model) for p in m.parameters()]
-        head_ids = {id(p) for p in head}
-        body = [p for p in client.model.parameters() if id(p) not in head_ids]
+    def client_update(self, client: Client, message: Message, round: int) -> Reply:
+        """Receive the body; ``head_steps`` head-only steps, then ``local_steps - head_steps`` body-only steps."""
+        self.prepare_round(client, message)
+        return self.reply(client, self.train_head_then_body(client))
+
+    def train_head_then_body(self, client: Client) -> torch.Tensor:
+        """FedRep's local schedule; returns the mean loss over all ``local_steps`` steps.
+
+        The head is ``model.head``; the body is every other parameter that is not local
+        (:meth:`head_modules`), so LC-Fed's calibration module (local, trained in its own stage)
+        sits out both phases.
+        """
+        model = client.model
+        local_ids = {id(p) for m in self.head_modules(model) for p in m.parameters()}
+        head = list(model.head.parameters())
+        body = [p for p in model.parameters() if id(p) not in local_ids]
         steps_head = self.config.head_steps
         steps_body = self.config.local_steps - steps_head
         loss_head = client.train(steps_head, params=head)
         loss_body = client.train(steps_body, params=body)
-        loss = (loss_head * steps_head + loss_body * steps_body) / self.config.local_steps
-        return Update(client.index, self.split.shared_state(client.model.state_dict()), self.weight(client), loss)
+        return (loss_head * steps_head + loss_body * steps_body) / self.config.local_steps

@@ -8,7 +8,9 @@ the textbook plain gradient step ``w <- w - lr * g`` with the config's learning 
 ``weighting="samples"`` this is exactly centralised (full-batch) gradient descent on the pooled
 data: the pooled mean-loss gradient is ``sum_k (n_k / n) g_k``.
 
-Only parameters travel (buffers are not updated by gradients and stay as initialised).
+Only parameters travel up (buffers are not updated by gradients and stay as initialised). The server
+state holds the global model and the server optimiser's state (Adam's moments when it is Adam), so
+a checkpoint resumes the server exactly.
 Communication per round: one gradient up per client and one model down per client, so reaching a
 given accuracy needs many more rounds (and bytes) than FedAvg, which takes several local steps
 between messages.
@@ -19,10 +21,13 @@ from __future__ import annotations
 import copy
 from collections.abc import Sequence
 
-from fedlab.config import Config
+import torch
+from torch import nn
+
 from fedlab.federation.client import Client, make_optimizer
-from fedlab.federation.params import State, weighted_average
-from fedlab.federation.strategies.base import Strategy, Update
+from fedlab.federation.messages import Message, Reply
+from fedlab.federation.params import weighted_average
+from fedlab.federation.strategies.base import ServerState, Strategy
 
 
 class FedSGD(Strategy):
@@ -49,16 +54,21 @@ class FedSGD(Strategy):
         self.batch_size = batch_size
         self.server_optimizer_name = server_optimizer
         self.server_lr = server_lr
+        self.param_keys: tuple[str, ...] = ()
 
-    def setup(self, model, clients: Sequence[Client], config: Config) -> None:
-        """The server keeps its own copy of the model and the optimiser that steps it."""
-        super().setup(model, clients, config)
-        self.server_model = copy.deepcopy(clients[0].model)
-        server = config.replace(optimizer=self.server_optimizer_name, lr=self.server_lr or config.lr)
-        self.server_optimizer = make_optimizer(self.server_model.parameters(), server)
+    def setup(self, model: nn.Module, config, rounds: int, task: str) -> None:
+        """The split, plus which shared keys are parameters (the ones the server steps)."""
+        super().setup(model, config, rounds, task)
+        names = {n for n, _ in model.named_parameters()}
+        self.param_keys = tuple(k for k in self.split.shared if k in names)
 
-    def client_update(self, client: Client, round: int) -> Update:
+    def initial_state(self, model: nn.Module) -> ServerState:
+        """The global model and an empty server-optimiser state."""
+        return {**super().initial_state(model), "optimizer": None}
+
+    def client_update(self, client: Client, message: Message, round: int) -> Reply:
         """Gradient of the local mean loss at the global model; nothing is stepped locally."""
+        self.receive(client, message)
         x, y = client.sample_batch(self.batch_size or len(client.site.train))
         client.model.train()
         client.model.zero_grad(set_to_none=True)
@@ -66,34 +76,25 @@ class FedSGD(Strategy):
         loss.backward()
         grads = {name: p.grad.detach().clone() for name, p in client.model.named_parameters()
                  if p.grad is not None}
-        return Update(client.index, grads, self.weight(client), loss.detach())
+        return Reply(client.index, Message(grads), self.weight(client), loss.detach())
 
-    def aggregate(self, updates: Sequence[Update], round: int) -> State:
+    def aggregate(self, round: int, replies: Sequence[Reply], state: ServerState) -> ServerState:
         """Weighted mean gradient -> one server optimiser step -> new global state."""
-        if not updates:
-            return self.global_state
-        grads = weighted_average([u.payload for u in updates], [u.weight for u in updates])
-        self.server_optimizer.zero_grad(set_to_none=True)
-        for name, p in self.server_model.named_parameters():
-            if name in grads:
-                p.grad = grads[name]
-        self.server_optimizer.step()
-        state = self.server_model.state_dict()
-        self.global_state = {k: state[k].detach().clone() for k in self.split.shared}
-        return self.global_state
+        if not replies:
+            return state
+        grads = weighted_average([r.message.tensors for r in replies], [r.weight for r in replies])
+        params = [state["global"][k].detach().clone() for k in self.param_keys]
+        optimizer = self._server_optimizer(params)
+        if state["optimizer"] is not None:
+            optimizer.load_state_dict(copy.deepcopy(state["optimizer"]))  # torch steps loaded moments in place
+        for key, p in zip(self.param_keys, params, strict=True):
+            p.grad = grads.get(key)
+        optimizer.step()
+        new_global = {**state["global"], **dict(zip(self.param_keys, params, strict=True))}
+        for p in params:
+            p.grad = None
+        return {**state, "global": new_global, "optimizer": optimizer.state_dict()}
 
-    def state_dict(self) -> dict:
-        """Global state plus the server model and optimiser (for checkpoints)."""
-        return {"global_state": self.global_state, "server_model": self.server_model.state_dict(),
-                "server_optimizer": self.server_optimizer.state_dict()}
-
-    def load_state_dict(self, state: dict) -> None:
-        """Restore :meth:`state_dict`."""
-        self.global_state = state["global_state"]
-        self.server_model.load_state_dict(state["server_model"])
-        self.server_optimizer.load_state_dict(state["server_optimizer"])
-
-    def describe(self) -> dict:
-        """Settings for the run receipt."""
-        return {**super().describe(), "batch_size": self.batch_size or "full",
-                "server_optimizer": self.server_optimizer_name, "server_lr": self.server_lr}
+    def _server_optimizer(self, params: list[torch.Tensor]) -> torch.optim.Optimizer:
+        config = self.config.replace(optimizer=self.server_optimizer_name, lr=self.server_lr or self.config.lr)
+        return make_optimizer(params, config)

@@ -11,13 +11,9 @@ run_federation keeps it (``finish_selects``) rather than the best FedAvg round.
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
 
 import torch
-from torch import nn
 
-from fedlab.config import Config
-from fedlab.data.federation import Federation
 from fedlab.federation.client import Client
 from fedlab.federation.evaluation import SELECTION_METRIC, evaluate
 from fedlab.federation.strategies.fedavg import FedAvg
@@ -43,17 +39,14 @@ class FineTune(FedAvg):
             raise ValueError(f"lr must be positive, got {lr}")
         self.lr = lr
         self.eval_every = eval_every
-        self.task = "segmentation"
 
-    def make_clients(self, federation: Federation, model: nn.Module, config: Config, seed: int,
-                     device: torch.device) -> list[Client]:
-        """FedAvg's clients; remembers the task (for the validation metric)."""
-        self.task = federation.task
-        return super().make_clients(federation, model, config, seed, device)
+    def finish_client(self, client: Client) -> dict:
+        """Fine-tune the site's copy of the final global model; keep its best-validation weights."""
+        return self.finetune_client(client)
 
-    def finish(self, clients: Sequence[Client]) -> dict:
-        """Fine-tune every client's copy of the global model; keep its best-validation weights."""
-        return {"finetune": {c.name: self.finetune_client(c) for c in clients}}
+    def summarize_finish(self, facts: dict[str, dict]) -> dict:
+        """``{"finetune": {site: {best_step, val_score, metric, selection}}}``."""
+        return {"finetune": facts}
 
     def finetune_client(self, client: Client) -> dict:
         """Fine-tune ``client.model`` in place and load the best-validation weights into it.
@@ -87,7 +80,3 @@ class FineTune(FedAvg):
         client.model.load_state_dict(best_state)
         return {"best_step": best_step, "val_score": best_score, "metric": metric,
                 "selection": "validation" if val is not None else "last (no validation split)"}
-
-    def describe(self) -> dict:
-        """Settings for the run receipt."""
-        return {**super().describe(), "finetune_lr": self.lr, "finetune_eval_every": self.eval_every}

@@ -7,11 +7,18 @@ Two stages inside one :func:`~fedlab.federation.simulation.run_federation` call:
   ``config.head_steps`` steps, then everything else (body + PCS) for the remaining steps, with the
   loss ``Dice + alpha * L_con`` (the contrastive site embedding loss on PCS gates). The server
   averages everything except the head and the calibration module, which stay local. PCS is shared:
-  it personalises only through the site code.
-* **Stage 1** (the last ``hc_rounds`` rounds, only with ``use_hc``): every site uploads its head and
-  receives the other sites' heads (counted in the bytes ledger: each site receives the K-1 heads
-  it does not already have); then it trains its head calibration module for ``config.local_steps``
-  steps with the Dice loss while the U-Net (and PCS and head) stay frozen. Nothing else is sent.
+  it personalises only through the site code. In the last stage-0 round every site also uploads its
+  head (only with ``use_hc``).
+* **Stage 1** (the last ``hc_rounds`` rounds, only with ``use_hc``): in the first stage-1 round every
+  site receives the final global body and the K-1 heads it does not have (counted in the bytes
+  ledger); then, every stage-1
+  round, it trains its head calibration module for ``config.local_steps`` steps with the Dice loss
+  while the U-Net (and PCS and head) stay frozen. Nothing else travels.
+
+The stage of a round travels in the message config (``{"stage": 0 | 1}``), so a site needs no
+schedule of its own. The total number of rounds comes from the loop (``setup``), never from
+``config.rounds``. A site's received heads and its count of trained calibration rounds are its
+private state.
 
 Stage 1 is part of the round loop (not ``finish``) so that model selection stays on validation
 data: each site keeps the round (stage 0 or 1) with its best validation Dice, and a kept stage-0
@@ -28,23 +35,21 @@ that the backbone row *is* FedRep; the authors' code weighted sites uniformly
 from __future__ import annotations
 
 import copy
-import warnings
 from collections.abc import Sequence
 
 import torch
 from monai.losses import DiceLoss
 from torch import nn
 
-from fedlab.config import Config
-from fedlab.data.federation import Federation
+from fedlab.data.federation import Federation, FederationSpec
 from fedlab.federation.client import Client, LossFn
-from fedlab.federation.params import State, state_bytes, weighted_average
-from fedlab.federation.strategies.base import Update
+from fedlab.federation.messages import Message, Reply
+from fedlab.federation.params import State, weighted_average
+from fedlab.federation.strategies.base import ServerState
 from fedlab.federation.strategies.fedrep import FedRep
 from fedlab.models.hc import HeadCalibration
 from fedlab.models.lcfed import LCFedNet, LCFedSiteModel
 from fedlab.models.pcs import contrastive_site_loss
-from fedlab.reproducibility import client_generator
 
 HEAD_PREFIX = "head."  # payload keys of an uploaded head (never clash with LCFedNet keys: unet./pcs./hc.)
 
@@ -84,6 +89,24 @@ def calibration_loss(site_model: LCFedSiteModel) -> LossFn:
     return lambda net, x, y: dice(site_model.calibrate(x), y)
 
 
+def _heads_message(heads: dict, exclude: int) -> dict[str, torch.Tensor]:
+    """The heads of every site but ``exclude``, flattened to ``head.<site>.<key>`` tensors."""
+    return {f"{HEAD_PREFIX}{j}.{key}": t for j, head in heads.items() if j != exclude for key, t in head.items()}
+
+
+def _split_heads(tensors: dict[str, torch.Tensor]) -> tuple[State, dict[int, State]]:
+    """Inverse of the head flattening: (the other tensors, ``{site: head state}``)."""
+    rest: State = {}
+    heads: dict[int, State] = {}
+    for name, t in tensors.items():
+        if not name.startswith(HEAD_PREFIX):
+            rest[name] = t
+            continue
+        site, key = name[len(HEAD_PREFIX):].split(".", 1)
+        heads.setdefault(int(site), {})[key] = t
+    return rest, heads
+
+
 class LCFed(FedRep):
     """LC-Fed and its ablations (see the module docstring).
 
@@ -115,11 +138,6 @@ class LCFed(FedRep):
         self.name = name or self.default_name(alpha, use_pcs, use_hc)
         self.hc_rounds = 0
         self.backbone_rounds = 0
-        self.heads: list[State] | None = None  # the K heads every site has received (the same at all sites)
-        self.hc_rounds_done = 0
-        self._body_sent = False
-        self._incoming_heads: dict[int, State] = {}
-        self.final_models: list[LCFedSiteModel] = []
 
     @staticmethod
     def default_name(alpha: float, use_pcs: bool, use_hc: bool) -> str:
@@ -134,138 +152,123 @@ class LCFed(FedRep):
         """The segmentation head and the calibration module stay local."""
         return [model.head] + ([model.hc] if getattr(model, "hc", None) is not None else [])
 
-    def build_net(self, model: nn.Module, federation: Federation) -> LCFedNet:
-        """Wrap the round-0 U-Net into an :class:`LCFedNet` with this variant's modules."""
-        if isinstance(model, LCFedNet):
-            return copy.deepcopy(model)
-        if not hasattr(model, "bottleneck_channels"):
-            raise ValueError("LC-Fed needs a fedlab.models.UNet (or an LCFedNet) as its model")
-        calibration = None
-        if self.use_hc:
-            size = int(federation.sites[0].train.x.shape[-1])
-            calibration = HeadCalibration(federation.num_labels, model.feature_channels, image_size=size)
-        return LCFedNet(copy.deepcopy(model), len(federation), use_pcs=self.use_pcs, calibration=calibration)
+    def prepare_model(self, model: nn.Module, federation: Federation | FederationSpec) -> LCFedNet:
+        """Wrap the round-0 U-Net into an :class:`LCFedNet` with this variant's modules.
 
-    def make_clients(self, federation: Federation, model: nn.Module, config: Config, seed: int,
-                     device: torch.device) -> list[Client]:
-        """One client per site, each with an identical copy of the same :class:`LCFedNet`."""
+        Raises:
+            ValueError: for a classification federation, a model that is not a fedlab U-Net, or fewer
+                than 2 sites when the contrastive loss or head calibration is on.
+        """
         if federation.task != "segmentation":
             raise ValueError(f"LC-Fed is a segmentation method; federation {federation.name!r} is {federation.task}")
         if len(federation) < 2 and (self.use_hc or self.alpha > 0):
             raise ValueError("LC-Fed's contrastive loss and head calibration need at least 2 sites")
-        with torch.random.fork_rng(devices=[]):  # PCS/HC initialisation from the run seed, not the global RNG
-            torch.manual_seed(seed)
-            net = self.build_net(model, federation)
-        return [Client(k, site, copy.deepcopy(net).to(device), config, client_generator(seed, k, device),
-                       lcfed_loss(k, self.alpha))
-                for k, site in enumerate(federation)]
+        if isinstance(model, LCFedNet):
+            return model
+        if not hasattr(model, "bottleneck_channels"):
+            raise ValueError("LC-Fed needs a fedlab.models.UNet (or an LCFedNet) as its model")
+        calibration = None
+        if self.use_hc:
+            calibration = HeadCalibration(federation.num_labels, model.feature_channels,
+                                          image_size=federation.image_size)
+        return LCFedNet(model, len(federation), use_pcs=self.use_pcs, calibration=calibration)
 
-    def setup(self, model: nn.Module, clients: Sequence[Client], config: Config) -> None:
-        """Split computed on the clients' LCFedNet; stage boundary from ``hc_rounds``."""
-        super().setup(clients[0].model, clients, config)
+    def loss_fn(self, task: str, site: int = 0) -> LossFn:
+        """Stage-0 loss of the site: Dice plus the contrastive site embedding loss."""
+        return lcfed_loss(site, self.alpha)
+
+    def setup(self, model: nn.Module, config, rounds: int, task: str) -> None:
+        """Split computed on the LCFedNet; stage boundary from ``hc_rounds`` and the run's ``rounds``."""
+        super().setup(model, config, rounds, task)
         self.hc_rounds = (self.hc_rounds_arg or config.hc_rounds) if self.use_hc else 0
-        self.backbone_rounds = config.rounds - self.hc_rounds
+        self.backbone_rounds = rounds - self.hc_rounds
         if self.backbone_rounds < 1:
-            raise ValueError(f"config.rounds={config.rounds} leaves no backbone round before {self.hc_rounds} "
+            raise ValueError(f"rounds={rounds} leaves no backbone round before {self.hc_rounds} "
                              "calibration rounds; raise rounds or lower hc_rounds")
-        self.heads, self.hc_rounds_done, self._incoming_heads = None, 0, {}
 
-    # --- one round ----------------------------------------------------------------------------
+    def init_client(self, client: Client) -> None:
+        """The heads the site will receive, and how many calibration rounds it has trained."""
+        client.private["heads"] = {}
+        client.private["hc_rounds_done"] = 0
+
+    def initial_state(self, model: nn.Module) -> ServerState:
+        """The global body and the heads collected so far (none)."""
+        return {**super().initial_state(model), "heads": {}}
+
+    # --- server -------------------------------------------------------------------------------
     def stage(self, round: int) -> int:
         """0 (backbone) or 1 (head calibration) for ``round``."""
         return 1 if self.use_hc and round > self.backbone_rounds else 0
 
-    def client_update(self, client: Client, round: int) -> Update:
+    def configure(self, round: int, state: ServerState, clients: Sequence[int]) -> dict[int, Message]:
+        """Stage 0: the global body (and "send your head" in the last stage-0 round). Stage 1: in its first
+        round the final global body and the other sites' heads, then only the instruction."""
+        selected = self.select(round, clients)
+        if self.stage(round) == 0:
+            message = Message(dict(state["global"]), {"stage": 0, "send_head": self.use_hc and
+                                                      round == self.backbone_rounds})
+            return {k: message for k in selected}
+        if round != self.backbone_rounds + 1:
+            return {k: Message({}, {"stage": 1}) for k in selected}
+        return {k: Message({**state["global"], **_heads_message(state["heads"], k)}, {"stage": 1}) for k in selected}
+
+    def aggregate(self, round: int, replies: Sequence[Reply], state: ServerState) -> ServerState:
+        """Average the bodies; keep the uploaded heads (never averaged)."""
+        bodies, heads = [], dict(state["heads"])
+        for r in replies:
+            body, head = _split_heads(r.message.tensors)
+            if body:
+                bodies.append((body, r.weight))
+            heads.update(head)
+        new = {**state, "heads": heads}
+        if bodies:
+            new["global"] = weighted_average([b for b, _ in bodies], [w for _, w in bodies])
+        return new
+
+    def configure_evaluate(self, round: int, state: ServerState, clients: Sequence[int]) -> dict[int, Message]:
+        """Stage 0: the global body. Stage 1: nothing (the body no longer changes)."""
+        if self.stage(round) == 0:
+            return super().configure_evaluate(round, state, clients)
+        return {k: Message() for k in clients}
+
+    # --- site ---------------------------------------------------------------------------------
+    def receive(self, client: Client, message: Message) -> bool:
+        """The body goes into the network; other sites' heads into the site's private state."""
+        body, heads = _split_heads(message.tensors)
+        for site, head in heads.items():
+            client.private["heads"][site] = {k: t.detach().clone() for k, t in head.items()}
+        return super().receive(client, Message(body))
+
+    def client_update(self, client: Client, message: Message, round: int) -> Reply:
         """Stage 0: head-only then body-only steps. Stage 1: calibration-only steps. See module docstring."""
+        self.prepare_round(client, message)
         net: LCFedNet = client.model
-        if self.stage(round) == 1:
+        if message.config.get("stage", 0) == 1:
             site_model = self._site_model(client, calibrated=True)
             loss = client.train(self.config.local_steps, params=list(net.hc.parameters()),
                                 loss_fn=calibration_loss(site_model))
-            return Update(client.index, self._head_payload(net), self.weight(client), loss)
-        local_ids = {id(p) for m in self.head_modules(net) for p in m.parameters()}
-        head = list(net.head.parameters())
-        body = [p for p in net.parameters() if id(p) not in local_ids]
-        steps_head = self.config.head_steps
-        steps_body = self.config.local_steps - steps_head
-        loss_head = client.train(steps_head, params=head)
-        loss_body = client.train(steps_body, params=body)
-        loss = (loss_head * steps_head + loss_body * steps_body) / self.config.local_steps
-        payload = self.split.shared_state(net.state_dict())
-        if self.use_hc and round == self.backbone_rounds:  # the heads travel once stage 0 is over
-            payload.update(self._head_payload(net))
-        return Update(client.index, payload, self.weight(client), loss)
-
-    def aggregate(self, updates: Sequence[Update], round: int) -> State:
-        """Average the bodies; collect the uploaded heads (never averaged)."""
-        bodies = [({k: v for k, v in u.payload.items() if not k.startswith(HEAD_PREFIX)}, u.weight) for u in updates]
-        bodies = [(b, w) for b, w in bodies if b]
-        self._body_sent = bool(bodies)
-        if bodies:
-            self.global_state = weighted_average([b for b, _ in bodies], [w for _, w in bodies])
-        heads = {u.client: {k[len(HEAD_PREFIX):]: v for k, v in u.payload.items() if k.startswith(HEAD_PREFIX)}
-                 for u in updates}
-        self._incoming_heads = {client: head for client, head in heads.items() if head}
-        if self.stage(round) == 1:
-            self.hc_rounds_done += 1
-        return self.global_state
-
-    def broadcast(self, clients: Sequence[Client], round: int) -> int:
-        """Send the averaged body (stage 0) and every site the heads of the other sites (from the boundary on)."""
-        sent = 0
-        if self._body_sent:
-            sent += super().broadcast(clients, round)
-        if self._incoming_heads:
-            heads = self.heads or [{k: v.detach().clone() for k, v in c.model.head.state_dict().items()}
-                                   for c in clients]
-            heads = [dict(self._incoming_heads.get(k, h)) for k, h in enumerate(heads)]
-            self.heads = heads
-            sizes = [state_bytes(h) for h in heads]
-            sent += sum(sum(sizes) - sizes[c.index] for c in clients)  # K-1 heads to each site
-        return sent
+            client.private["hc_rounds_done"] += 1
+            return Reply(client.index, Message(), self.weight(client), loss)
+        loss = self.train_head_then_body(client)
+        extra = None
+        if message.config.get("send_head"):  # the heads travel once stage 0 is over
+            extra = {f"{HEAD_PREFIX}{client.index}.{k}": v.detach().clone() for k, v in net.head.state_dict().items()}
+        return self.reply(client, loss, extra)
 
     # --- evaluation and end of training -------------------------------------------------------
-    def _head_payload(self, net: LCFedNet) -> State:
-        return {HEAD_PREFIX + k: v.detach().clone() for k, v in net.head.state_dict().items()}
-
     def _site_model(self, client: Client, calibrated: bool) -> LCFedSiteModel:
         net: LCFedNet = client.model
         heads = None
         if net.hc is not None:
-            states = self.heads or [net.head.state_dict()] * net.num_sites  # placeholder before the exchange
+            received = client.private["heads"]
             heads = []
-            for state in states:
+            for j in range(net.num_sites):  # the own head (and placeholders before the exchange) from the net
                 head = copy.deepcopy(net.head)
-                head.load_state_dict(state)
+                if j != client.index and j in received:
+                    head.load_state_dict(received[j])
                 heads.append(head)
         return LCFedSiteModel(net, client.index, heads, calibrated=calibrated)
 
-    def site_models(self, clients: Sequence[Client]) -> list[nn.Module]:
-        """Each site's model ``x -> logits``: its site code, plus calibration once stage 1 has trained."""
-        return [self._site_model(c, calibrated=self.hc_rounds_done > 0) for c in clients]
-
-    def finish(self, clients: Sequence[Client]) -> None:
-        """Keep the last round's site models in ``final_models`` (for plots; the evaluated models are
-        the validation-selected ones in ``History.site_models``), and warn when head calibration was
-        asked for but never trained (the run ended before stage 1)."""
-        self.final_models = [copy.deepcopy(m) for m in self.site_models(clients)]
-        if self.use_hc and self.hc_rounds_done == 0:
-            warnings.warn(f"LC-Fed's calibration stage never ran: it starts after round {self.backbone_rounds} "
-                          "(config.rounds - hc_rounds). Pass the total number of rounds through config.rounds.",
-                          stacklevel=2)
-
-    # --- checkpoints --------------------------------------------------------------------------
-    def state_dict(self) -> dict:
-        """Server state: global body, exchanged heads and stage-1 progress."""
-        return {"global_state": self.global_state, "heads": self.heads, "hc_rounds_done": self.hc_rounds_done}
-
-    def load_state_dict(self, state: dict) -> None:
-        """Restore :meth:`state_dict`."""
-        self.global_state = state["global_state"]
-        self.heads = state["heads"]
-        self.hc_rounds_done = state["hc_rounds_done"]
-
-    def describe(self) -> dict:
-        """Settings for the run receipt."""
-        return {**super().describe(), "alpha": self.alpha, "use_pcs": self.use_pcs, "use_hc": self.use_hc,
-                "hc_rounds": self.hc_rounds, "backbone_rounds": self.backbone_rounds}
+    def site_model(self, client: Client) -> nn.Module:
+        """The site's model ``x -> logits``: its site code, plus calibration once stage 1 has trained."""
+        return self._site_model(client, calibrated=client.private["hc_rounds_done"] > 0)

@@ -20,6 +20,9 @@ training data (Dice for segmentation, AUC for classification) and picks a stage 
 3. *sublimate* (deputy >= ``alpha2`` x personal): the personal model learns from the data and the
    deputy; the deputy from the data only.
 
+The deputy, its optimiser and the stage counts are the site's private state (``Client.private``);
+the server state holds, for every site, the Fourier-mixed deputy state it will receive next.
+
 Distillation for sigmoid outputs is the per-pixel (per-channel) Bernoulli KL divergence
 ``KL(teacher || student)``, the two-class version of the authors' softmax KL; the teacher is detached.
 
@@ -27,7 +30,7 @@ Simplifications, stated honestly: the stage score is measured on one random trai
 ``eval_batch_size`` images (the authors score the whole training set); the optimisers are the config's
 Adam/SGD without the authors' step learning-rate decay (the deputy's is rebuilt every round under
 ``optimizer_state="fresh"``, the personal model's persists); the
-fraction schedule uses ``config.rounds`` as the horizon.
+fraction schedule uses the run's total number of rounds as the horizon.
 """
 
 from __future__ import annotations
@@ -39,13 +42,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fedlab.config import Config
-from fedlab.data.federation import Federation, Split
+from fedlab.data.federation import Split
 from fedlab.federation.client import Client, make_optimizer
 from fedlab.federation.evaluation import SELECTION_METRIC, evaluate
 from fedlab.federation.fourier import fourier_aggregate, progressive_fraction
-from fedlab.federation.params import NORM_TYPES, ParamSplit, State, state_bytes
-from fedlab.federation.strategies.base import Strategy, Update
+from fedlab.federation.messages import Message, Reply
+from fedlab.federation.params import NORM_TYPES, ParamSplit
+from fedlab.federation.strategies.base import ServerState, Strategy
 
 STAGES = {1: "recover", 2: "exchange", 3: "sublimate"}
 
@@ -92,32 +95,55 @@ class PRRFL(Strategy):
         if phases < 1:
             raise ValueError(f"phases must be >= 1, got {phases}")
         self.start, self.end, self.alpha1, self.alpha2, self.phases = start, end, alpha1, alpha2, phases
-        self.task = "segmentation"
-        self.deputies: list[nn.Module] = []
-        self.deputy_optimizers: list[torch.optim.Optimizer] = []
-        self.pending: dict[int, State] = {}
-        self.stage_counts = {name: 0 for name in STAGES.values()}
 
     def param_split(self, model: nn.Module) -> ParamSplit:
         """Normalisation layers local (as the authors'), everything else Fourier-aggregated."""
         return ParamSplit.from_model(model, local_types=NORM_TYPES)
 
-    def make_clients(self, federation: Federation, model: nn.Module, config: Config, seed: int,
-                     device: torch.device) -> list[Client]:
-        """One client per site (its ``model`` is the personal model)."""
-        self.task = federation.task
-        return super().make_clients(federation, model, config, seed, device)
+    def init_client(self, client: Client) -> None:
+        """The site's deputy (a copy of the initial model) with its own optimiser, and stage counters."""
+        deputy = copy.deepcopy(client.model)
+        client.private["deputy"] = deputy
+        client.private["deputy_optimizer"] = make_optimizer(deputy.parameters(), self.config)
+        client.private["stage_counts"] = {name: 0 for name in STAGES.values()}
 
-    def setup(self, model: nn.Module, clients: Sequence[Client], config: Config) -> None:
-        """Give every site a deputy (a copy of the initial model) with its own optimiser."""
-        super().setup(model, clients, config)
-        self.deputies = [copy.deepcopy(c.model) for c in clients]
-        self.deputy_optimizers = [make_optimizer(d.parameters(), config) for d in self.deputies]
+    def initial_state(self, model: nn.Module) -> ServerState:
+        """Every site's next deputy state: the shared part of the initial model."""
+        return {"deputies": {}, "initial": self.split.shared_state(model.state_dict())}
 
     def fraction(self, round: int) -> float:
-        """Shared low-frequency fraction of ``round`` (clamped after ``config.rounds``)."""
-        rounds = self.config.rounds
-        return progressive_fraction(min(round, rounds), rounds, self.start, self.end)
+        """Shared low-frequency fraction of ``round`` (clamped after the run's last round)."""
+        return progressive_fraction(min(round, self.rounds), self.rounds, self.start, self.end)
+
+    # --- server -------------------------------------------------------------------------------
+    def configure(self, round: int, state: ServerState, clients: Sequence[int]) -> dict[int, Message]:
+        """Each deputy receives its own Fourier-mixed state (the initial one before the first aggregation)."""
+        return {k: Message(dict(state["deputies"].get(k, state["initial"]))) for k in self.select(round, clients)}
+
+    def aggregate(self, round: int, replies: Sequence[Reply], state: ServerState) -> ServerState:
+        """Progressive Fourier aggregation: one personalised state per participating deputy."""
+        if not replies:
+            return state
+        mixed = fourier_aggregate([r.message.tensors for r in replies], [r.weight for r in replies],
+                                  self.fraction(round))
+        deputies = {**state["deputies"], **{r.client: m for r, m in zip(replies, mixed, strict=True)}}
+        return {**state, "deputies": deputies}
+
+    def configure_evaluate(self, round: int, state: ServerState, clients: Sequence[int]) -> dict[int, Message]:
+        """Nothing: the personal model serves the site, and it never receives anything."""
+        return {k: Message() for k in clients}
+
+    # --- site ---------------------------------------------------------------------------------
+    def receive(self, client: Client, message: Message) -> bool:
+        """The deputy receives its mixed state (and a fresh optimiser under ``optimizer_state="fresh"``);
+        the personal model, which nothing overwrites, keeps its own. Returns False: the served model is
+        untouched."""
+        if message.tensors:
+            deputy = client.private["deputy"]
+            deputy.load_state_dict(message.tensors, strict=False)
+            if self.config.optimizer_state == "fresh":
+                client.private["deputy_optimizer"] = make_optimizer(deputy.parameters(), self.config)
+        return False
 
     def _score(self, model: nn.Module, batch: Split) -> float:
         metric = SELECTION_METRIC[self.task]
@@ -128,16 +154,12 @@ class PRRFL(Strategy):
             return client.site.train  # AUC needs both classes: use the whole (small, tabular) split
         return Split(*client.sample_batch(self.config.eval_batch_size))
 
-    def begin_round(self, client: Client, round: int) -> None:
-        """The deputy (overwritten by the server every round) gets a fresh optimiser under
-        ``optimizer_state="fresh"``; the personal model, which nothing overwrites, keeps its own."""
-        if self.config.optimizer_state == "fresh":
-            self.deputy_optimizers[client.index] = make_optimizer(self.deputies[client.index].parameters(), self.config)
-
-    def client_update(self, client: Client, round: int) -> Update:
+    def client_update(self, client: Client, message: Message, round: int) -> Reply:
         """Staged deputy/personal training; the deputy's shared part is sent."""
-        deputy, opt_d = self.deputies[client.index], self.deputy_optimizers[client.index]
+        self.prepare_round(client, message)
+        deputy, opt_d = client.private["deputy"], client.private["deputy_optimizer"]
         personal, opt_p = client.model, client.optimizer
+        counts = client.private["stage_counts"]
         steps = self.config.local_steps
         chunks = [steps // self.phases + (i < steps % self.phases) for i in range(self.phases)]
         stage, total = 0, torch.zeros((), device=client.site.train.x.device)
@@ -147,7 +169,7 @@ class PRRFL(Strategy):
             batch = self._check_batch(client)
             stage = next_stage(stage, self._score(deputy, batch), self._score(personal, batch),
                                self.alpha1, self.alpha2)
-            self.stage_counts[STAGES[stage]] += 1
+            counts[STAGES[stage]] += 1
             for _ in range(n):
                 x, y = client.sample_batch()
                 out_p, out_d = personal(x), deputy(x)  # logits, same shape
@@ -164,46 +186,15 @@ class PRRFL(Strategy):
                 (loss_p + loss_d).backward()
                 opt_p.step()
                 opt_d.step()
-        payload = self.split.shared_state(deputy.state_dict())
-        return Update(client.index, payload, self.weight(client), total / max(steps, 1))
+        tensors = self.split.shared_state(deputy.state_dict())
+        return Reply(client.index, Message(tensors), self.weight(client), total / max(steps, 1))
 
-    def aggregate(self, updates: Sequence[Update], round: int) -> State:
-        """Progressive Fourier aggregation: one personalised state per participating deputy."""
-        if not updates:
-            return self.global_state
-        mixed = fourier_aggregate([u.payload for u in updates], [u.weight for u in updates], self.fraction(round))
-        self.pending = {u.client: s for u, s in zip(updates, mixed, strict=True)}
-        return self.global_state
+    # --- end of training ----------------------------------------------------------------------
+    def finish_client(self, client: Client) -> dict:
+        """How often each stage ran at this site."""
+        return dict(client.private["stage_counts"])
 
-    def broadcast(self, clients: Sequence[Client], round: int) -> int:
-        """Each deputy receives its own Fourier-mixed state; the personal models receive nothing."""
-        sent = 0
-        for index, state in self.pending.items():
-            self.deputies[index].load_state_dict(state, strict=False)
-            sent += state_bytes(state)
-        self.pending = {}
-        return sent
-
-    def finish(self, clients: Sequence[Client]) -> dict:
-        """Record how often each stage ran."""
-        return {"stage_counts": dict(self.stage_counts)}
-
-    def state_dict(self) -> dict:
-        """Deputies, their optimisers and the stage counts (for checkpoints)."""
-        return {"global_state": self.global_state, "deputies": [d.state_dict() for d in self.deputies],
-                "deputy_optimizers": [o.state_dict() for o in self.deputy_optimizers],
-                "stage_counts": dict(self.stage_counts)}
-
-    def load_state_dict(self, state: dict) -> None:
-        """Restore :meth:`state_dict` (after :meth:`setup`)."""
-        super().load_state_dict(state)
-        for d, s in zip(self.deputies, state["deputies"], strict=True):
-            d.load_state_dict(s)
-        for o, s in zip(self.deputy_optimizers, state["deputy_optimizers"], strict=True):
-            o.load_state_dict(s)
-        self.stage_counts = dict(state["stage_counts"])
-
-    def describe(self) -> dict:
-        """Settings for the run receipt."""
-        return {**super().describe(), "start": self.start, "end": self.end, "alpha1": self.alpha1,
-                "alpha2": self.alpha2, "phases": self.phases}
+    def summarize_finish(self, facts: dict[str, dict]) -> dict:
+        """Stage counts summed over the sites (``stage_counts``) and per site (``site_stage_counts``)."""
+        total = {name: sum(f[name] for f in facts.values()) for name in STAGES.values()}
+        return {"stage_counts": total, "site_stage_counts": facts}
