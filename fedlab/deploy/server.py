@@ -221,8 +221,9 @@ def serve(grid: Grid, spec: RunSpec, progress: Callable[[dict], None] | None = N
             progress({"round": rnd, "seconds": history.ledger[-1]["seconds"],
                       "node_seconds": {sites[k]: res["seconds"] for k, (_, res) in results.items()}})
     facts = {sites[k]: finish[k]["facts"] for k in sorted(finish) if finish[k]["facts"] is not None}
-    if facts:
-        history.info["finish"] = strategy.summarize_finish(facts)
+    summary = strategy.summarize_finish(facts, state, dict(enumerate(sites)))
+    if summary is not None:
+        history.info["finish"] = summary
     for k in sorted(finish):
         history.selected_round[sites[k]] = finish[k]["selected"]
         for metric, value in finish[k]["final"].items():

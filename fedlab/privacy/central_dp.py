@@ -29,7 +29,6 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from fedlab.federation.client import Client
 from fedlab.federation.messages import Reply
 from fedlab.federation.strategies.base import ServerState, Strategy
 from fedlab.privacy.accounting import add_steps, epsilon
@@ -122,7 +121,7 @@ class CentralDP(Strategy):
         return {**state, "global": new_global, "noise_rng": generator.get_state(), "dp_accountant": history,
                 "privacy": list(state["privacy"]) + [row]}
 
-    def finish(self, clients: Sequence[Client], state: ServerState) -> dict:
+    def summarize_finish(self, facts: dict[str, dict], state: ServerState, names: dict[int, str]) -> dict:
         """The site-level epsilon ledger, for ``history.info["finish"]``."""
         eps = epsilon(state["dp_accountant"], self.delta)
         return {"privacy": {"mechanism": "clipping and noise at the server (site-level)", "delta": self.delta,

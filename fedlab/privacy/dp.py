@@ -255,11 +255,14 @@ class DPFedAvg(Strategy):
                 for r in replies]
         return {**new, "privacy": list(state.get("privacy", [])) + rows}
 
-    def finish(self, clients: Sequence[Client], state: ServerState) -> dict:
+    def finish_client(self, client: Client) -> dict:
+        """The epsilon this site spent over the whole run (its own accountant)."""
+        return {"epsilon": epsilon(client.private.get("dp_accountant", []), self.delta)}
+
+    def summarize_finish(self, facts: dict[str, dict], state: ServerState, names: dict[int, str]) -> dict:
         """The epsilon ledger (per round and site) and each site's final epsilon, for ``history.info["finish"]``."""
-        names = {c.index: c.name for c in clients}
         ledger = [{**row, "site": names[row["client"]]} for row in state.get("privacy", [])]
-        final = {c.name: epsilon(c.private.get("dp_accountant", []), self.delta) for c in clients}
+        final = {name: facts[name]["epsilon"] for name in names.values() if name in facts}
         return {"privacy": {"mechanism": "DP-SGD at each site (record-level)", "delta": self.delta,
                             "noise_multiplier": self.noise_multiplier, "max_grad_norm": self.max_grad_norm,
                             "epsilon": final, "ledger": ledger}}

@@ -196,15 +196,27 @@ class Strategy:
     def finish(self, clients: Sequence[Client], state: ServerState) -> dict | None:
         """After the last round: every site's :meth:`finish_client`, summarised by :meth:`summarize_finish`.
 
+        Do not override: a deployment calls :meth:`finish_client` on the nodes and :meth:`summarize_finish`
+        on the server, so what a strategy records must come from those two.
+
         Returns:
             Optional facts to record in ``history.info["finish"]`` (JSON-able).
         """
         facts = {c.name: f for c in clients if (f := self.finish_client(c)) is not None}
-        return self.summarize_finish(facts) if facts else None
+        return self.summarize_finish(facts, state, {c.index: c.name for c in clients})
 
-    def summarize_finish(self, facts: dict[str, dict]) -> dict:
-        """Combine the sites' finish facts (default: by site name)."""
-        return {"sites": facts}
+    def summarize_finish(self, facts: dict[str, dict], state: ServerState, names: dict[int, str]) -> dict | None:
+        """Server side of the end of a run: combine the sites' finish facts with the server state.
+
+        Args:
+            facts: Each reporting site's :meth:`finish_client` facts, by site name.
+            state: The server state after the last round.
+            names: Site name by client index (server state is keyed by index).
+
+        Returns:
+            Facts for ``history.info["finish"]`` (default: the sites' facts by name; None when there are none).
+        """
+        return {"sites": facts} if facts else None
 
     def describe(self) -> dict:
         """Settings to record in the run receipt and to identify a run in checkpoints and the cache: the

@@ -16,6 +16,7 @@ import torch
 
 from fedlab.federation.client import Client
 from fedlab.federation.evaluation import SELECTION_METRIC, evaluate
+from fedlab.federation.strategies.base import ServerState
 from fedlab.federation.strategies.fedavg import FedAvg
 
 
@@ -44,7 +45,7 @@ class FineTune(FedAvg):
         """Fine-tune the site's copy of the final global model; keep its best-validation weights."""
         return self.finetune_client(client)
 
-    def summarize_finish(self, facts: dict[str, dict]) -> dict:
+    def summarize_finish(self, facts: dict[str, dict], state: ServerState, names: dict[int, str]) -> dict:
         """``{"finetune": {site: {best_step, val_score, metric, selection}}}``."""
         return {"finetune": facts}
 

@@ -194,7 +194,7 @@ class PRRFL(Strategy):
         """How often each stage ran at this site."""
         return dict(client.private["stage_counts"])
 
-    def summarize_finish(self, facts: dict[str, dict]) -> dict:
+    def summarize_finish(self, facts: dict[str, dict], state: ServerState, names: dict[int, str]) -> dict:
         """Stage counts summed over the sites (``stage_counts``) and per site (``site_stage_counts``)."""
         total = {name: sum(f[name] for f in facts.values()) for name in STAGES.values()}
         return {"stage_counts": total, "site_stage_counts": facts}

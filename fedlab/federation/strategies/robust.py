@@ -87,9 +87,8 @@ class RobustAggregation(Strategy):
                 counts[int(site)] = counts.get(int(site), 0) + 1
         return {**state, "global": add(current, update), "decisions": decisions}
 
-    def finish(self, clients: Sequence[Client], state: ServerState) -> dict | None:
+    def summarize_finish(self, facts: dict[str, dict], state: ServerState, names: dict[int, str]) -> dict | None:
         """How often each site was concerned by each decision of the rule (by site name)."""
-        names = {c.index: c.name for c in clients}
         decisions = {name: {names[k]: v for k, v in sorted(counts.items())}
                      for name, counts in state.get("decisions", {}).items()}
         return {"decisions": decisions} if decisions else None
@@ -274,9 +273,8 @@ class QualityWeighted(Strategy):
             new[key] = weighted_average([{key: m[key]} for m in models], w)[key]
         return {**state, "global": new, "quality": quality, "noise": noise}
 
-    def finish(self, clients: Sequence[Client], state: ServerState) -> dict | None:
+    def summarize_finish(self, facts: dict[str, dict], state: ServerState, names: dict[int, str]) -> dict | None:
         """Each site's quality weight and noise score (by site name), and the report round."""
-        names = {c.index: c.name for c in clients}
         return {"report_round": self.report_round(),
                 "quality": {names[k]: v for k, v in sorted(state["quality"].items())},
                 "noise_score": {names[k]: v for k, v in sorted(state["noise"].items())}}

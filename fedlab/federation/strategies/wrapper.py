@@ -152,9 +152,13 @@ class StrategyWrapper(Strategy):
         """The inner strategy's served models."""
         return self.inner.site_models(clients)
 
-    def finish(self, clients: Sequence[Client], state: ServerState) -> dict | None:
-        """The inner strategy's end-of-run work."""
-        return self.inner.finish(clients, state)
+    def finish_client(self, client: Client) -> dict | None:
+        """The inner strategy's end-of-run work at a site."""
+        return self.inner.finish_client(client)
+
+    def summarize_finish(self, facts: dict[str, dict], state: ServerState, names: dict[int, str]) -> dict | None:
+        """The inner strategy's end-of-run summary."""
+        return self.inner.summarize_finish(facts, state, names)
 
     def describe(self) -> dict:
         """The inner strategy's settings under ``"inner"``, and the wrapper's own arguments."""
