@@ -115,7 +115,10 @@ SEGMENTATION_PRESETS: dict[str, Config] = {
         preset="smoke", image_size=32, cases_scale=0.25, base_width=8, levels=3, rounds=3, local_steps=4,
         batch_size=4, eval_every=1, finetune_steps=4, head_steps=1, hc_rounds=1,
     ),
-    "classroom": Config(preset="classroom"),
+    "classroom": Config(
+        preset="classroom", image_size=32, cases_scale=1.0, base_width=8, levels=3, rounds=30, local_steps=20,
+        batch_size=6, eval_every=2, finetune_steps=100, head_steps=4, hc_rounds=5, eval_batch_size=64,
+    ),
     "paper": Config(
         preset="paper", image_size=384, cases_scale=1.0, base_width=16, levels=5, norm="instance", rounds=300,
         local_steps=50, batch_size=6, lr=1e-3, eval_every=5, checkpoint_every=10, finetune_steps=500,

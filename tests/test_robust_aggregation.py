@@ -108,8 +108,8 @@ def test_trimmed_mean_strategy_without_trimming_runs_as_uniform_fedavg(toy_feder
     a = run_federation(TrimmedMean(trim=0.0), toy_federation, cfg, select="last", progress=False)
     b = run_federation(FedAvg(weighting="uniform"), toy_federation, cfg, select="last", progress=False)
     for sa, sb in zip(_final_states(a), _final_states(b), strict=True):
-        for k in sa:
-            torch.testing.assert_close(sa[k], sb[k], rtol=1e-5, atol=1e-6)
+        for k in sa:  # sorted values vs a weighted sum: float32 rounding differs, and later rounds' training grows it
+            torch.testing.assert_close(sa[k], sb[k], rtol=1e-4, atol=1e-4)
 
 
 def test_norm_clip_with_a_loose_bound_is_fedavg(toy_federation, tiny_config):

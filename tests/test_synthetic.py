@@ -83,10 +83,12 @@ def test_prostate_case_counts_follow_the_benchmark():
 def test_classroom_and_smoke_sizes():
     classroom = make_federation("prostate", config=PRESETS["segmentation"]["classroom"], image_size=16)
     smoke = make_federation("prostate", config=PRESETS["segmentation"]["smoke"])
-    total = [len(s.train) + len(s.val) + len(s.test) for s in classroom]
-    assert min(total) >= 60 and max(total) <= 200
+    styles = SITE_STYLES["prostate"]
+    scale = PRESETS["segmentation"]["classroom"].cases_scale
+    for site, style in zip(classroom, styles, strict=True):  # classroom keeps the benchmark's case counts
+        assert site.metadata["num_cases"] == max(3, round(style.cases * scale))
     total = [len(s.train) + len(s.val) + len(s.test) for s in smoke]
-    assert min(total) >= 12 and max(total) <= 40
+    assert min(total) >= 20 and max(total) <= 100  # small enough for a 2-minute notebook
     assert smoke[0].train.x.shape[-1] == PRESETS["segmentation"]["smoke"].image_size
 
 
@@ -128,7 +130,8 @@ def test_changing_one_site_leaves_the_others_unchanged():
 def _clean(dataset: str, **changes) -> SiteStyle:
     """A neutral style with no noise, blur or bias, so one effect can be measured alone."""
     neutral = dict(noise=0.0, blur=0.0, bias_field=0.0, gamma=1.0, contrast=1.0, brightness=0.0,
-                   resolution=1.0, colour_gain=(1.0, 1.0, 1.0), annotation_margin=0.0)
+                   resolution=1.0, colour_gain=(1.0, 1.0, 1.0), annotation_margin=0.0, cup_margin=0.0,
+                   annotation_jitter=0.0, endorectal_coil=0.0)
     return replace(REFERENCE_STYLES[dataset], name="S", images_per_case=1, **{**neutral, **changes})
 
 
@@ -158,15 +161,16 @@ def test_brightness_and_colour_cast_are_as_configured():
 def test_blur_is_the_configured_gaussian_and_low_resolution_removes_detail():
     from scipy.ndimage import gaussian_filter
 
-    sharp = _sample("prostate", _clean("prostate")).images
-    blurred = _sample("prostate", _clean("prostate", blur=1.5)).images
+    # on polyp frames: MR slices are rescaled per image after the blur, camera frames are not
+    sharp = _sample("polyp", _clean("polyp")).images
+    blurred = _sample("polyp", _clean("polyp", blur=1.5)).images
     expected = gaussian_filter(sharp, sigma=(0, 0, 1.5 * 32 / 64, 1.5 * 32 / 64), mode="nearest")
     np.testing.assert_allclose(blurred, expected, atol=1e-5)
 
     def detail(images):  # mean squared horizontal gradient
         return float((np.diff(images, axis=-1) ** 2).mean())
 
-    low = _sample("prostate", _clean("prostate", resolution=3.0)).images
+    low = _sample("polyp", _clean("polyp", resolution=3.0)).images
     assert detail(low) < 0.6 * detail(sharp)
 
 
@@ -177,10 +181,10 @@ def test_bias_field_is_a_smooth_multiplicative_field():
     r, c = np.meshgrid(t, t, indexing="ij")
     basis = np.stack([np.ones_like(r), r, c, r * r, c * c, r * c], axis=-1)  # (H, W, 6)
     for img_clean, img_biased in zip(clean, biased, strict=True):
-        inside = (img_clean > 0.2) & (img_biased < 0.95)  # unclipped pixels
+        inside = (img_clean > 0.2) & (img_clean < 0.95) & (img_biased < 0.95)  # unclipped pixels
         log_gain = np.log(img_biased[inside] / img_clean[inside])
         assert log_gain.std() > 0.01  # not a constant gain, ...
-        coef, *_ = np.linalg.lstsq(basis[inside], log_gain, rcond=None)
+        coef, *_ = np.linalg.lstsq(basis[inside], log_gain, rcond=None)  # the constant absorbs the rescaling
         residual = log_gain - basis[inside] @ coef
         assert np.abs(residual).max() < 1e-4  # ... but a smooth quadratic surface
 
@@ -195,31 +199,181 @@ def test_annotation_style_moves_the_label_not_the_image():
     assert tight.masks.sum() < exact.masks.sum() < loose.masks.sum()
 
 
-def test_default_sites_differ_as_configured_and_heterogeneity_zero_removes_it():
+def test_heterogeneity_zero_removes_style_differences_and_keeps_site_sizes():
     het = make_federation("prostate", **SMALL)
     flat = make_federation("prostate", heterogeneity=0.0, **SMALL)
-    styles = {s.name: s for s in SITE_STYLES["prostate"]}
-    # C is brightened (gamma < 1, brightness > 0) and B darkened (gamma > 1, brightness < 0)
-    assert styles["C"].brightness > 0 > styles["B"].brightness and styles["C"].gamma < 1 < styles["B"].gamma
-    assert _site_images(het, "C").mean() > _site_images(het, "B").mean() + 0.1
-    # looser annotators at B than at D: larger masks relative to the same object size distribution
-    assert styles["B"].annotation_margin > styles["D"].annotation_margin
     facts = ("name", "cases", "images_per_case")
     flat_styles = [{k: v for k, v in s.metadata["style"].items() if k not in facts} for s in flat]
     assert all(fs == flat_styles[0] for fs in flat_styles)
+    assert [s.metadata["num_cases"] for s in flat] == [s.metadata["num_cases"] for s in het]
     means_het = [float(_site_images(het, n).mean()) for n in het.site_names]
     means_flat = [float(_site_images(flat, n).mean()) for n in flat.site_names]
-    assert np.std(means_flat) < 0.25 * np.std(means_het)
+    assert np.std(means_flat) < 0.5 * np.std(means_het)
 
 
-def test_looser_site_annotates_larger_masks_on_the_same_objects():
-    styles = SITE_STYLES["prostate"]
-    loose, tight = styles[1], styles[3]  # B (margin > 0) and D (margin < 0)
-    assert loose.annotation_margin > 0 > tight.annotation_margin
-    for style in (loose, tight):
-        sample = sample_site("prostate", style, 6, 32, rng=0)
-        area_ratio = sample.masks.sum() / sample.true_masks.sum()
-        assert (area_ratio > 1) if style.annotation_margin > 0 else (area_ratio < 1)
+def test_per_axis_heterogeneity_changes_only_that_axis():
+    from fedlab.data.synthetic.styles import AXES
+
+    no_annotation = make_federation("prostate", heterogeneity={"annotation": 0.0}, **SMALL)
+    no_acquisition = make_federation("prostate", heterogeneity={"acquisition": 0.0}, **SMALL)
+    default = make_federation("prostate", **SMALL)
+    ref = REFERENCE_STYLES["prostate"]
+    for a, b, d in zip(no_annotation, no_acquisition, default, strict=True):
+        for name in AXES["annotation"]:
+            assert a.metadata["style"][name] == getattr(ref, name)
+            assert b.metadata["style"][name] == d.metadata["style"][name]
+        for name in AXES["acquisition"]:
+            assert b.metadata["style"][name] == getattr(ref, name)
+            assert a.metadata["style"][name] == d.metadata["style"][name]
+    # without annotation style the images are unchanged (same patients, same scanners), only the labels move
+    assert torch.equal(no_annotation[1].train.x, default[1].train.x)
+    assert not torch.equal(no_annotation[1].train.y, default[1].train.y)
+    assert "annotation:0" in no_annotation.source
+    with pytest.raises(ValueError, match="unknown axes.*'scanner'"):
+        make_federation("prostate", heterogeneity={"scanner": 1.0}, **SMALL)
+    with pytest.raises(ValueError, match=">= 0 on every axis"):
+        make_federation("prostate", heterogeneity={"population": -1.0}, **SMALL)
+
+
+def _boundary_offsets(sample) -> np.ndarray:
+    """Per image and label: equivalent-radius difference between annotated and true masks (pixels at 64 px).
+
+    For a near-round object of area A, a boundary moved outwards by m pixels gives area ~ pi (r + m)^2 with
+    r = sqrt(A / pi), so sqrt(A_annotated / pi) - sqrt(A_true / pi) estimates m, independently of the generator.
+    """
+    scale = 64 / sample.images.shape[-1]
+    r_true = np.sqrt(sample.true_masks.sum(axis=(2, 3)) / np.pi)
+    r_ann = np.sqrt(sample.masks.sum(axis=(2, 3)) / np.pi)
+    return (r_ann - r_true) * scale  # (N, L)
+
+
+@pytest.mark.parametrize("dataset", ["prostate", "polyp", "fundus"])
+def test_each_site_annotation_offset_matches_its_style(dataset):
+    for style in SITE_STYLES[dataset]:
+        sample = sample_site(dataset, replace(style, images_per_case=1, annotation_jitter=0.0), 16, 96, rng=0)
+        offsets = _boundary_offsets(sample).mean(axis=0)
+        margins = [style.annotation_margin, style.cup_margin][: offsets.size]
+        for got, margin in zip(offsets, margins, strict=True):
+            # elongated / irregular outlines are longer than a circle's: the estimate is a little larger
+            assert abs(got - margin) <= 0.15 * abs(margin) + 0.05, (dataset, style.name, got, margin)
+
+
+def test_annotation_jitter_is_random_per_image_with_zero_mean():
+    style = replace(SITE_STYLES["prostate"][0], images_per_case=1)
+    jittered = sample_site("prostate", style, 60, 96, rng=1)
+    exact = sample_site("prostate", replace(style, annotation_jitter=0.0), 60, 96, rng=1)
+    assert np.array_equal(jittered.images, exact.images)  # the labels move, the images do not
+    offsets = _boundary_offsets(jittered)[:, 0] - _boundary_offsets(exact)[:, 0]
+    assert abs(offsets.mean()) < 0.1  # no systematic part
+    # the constant harmonic carries a quarter of the jitter's variance: per-image mean offsets have SD jitter / 2
+    assert offsets.std() == pytest.approx(style.annotation_jitter / 2, rel=0.3)
+
+
+@pytest.mark.parametrize("dataset", ["prostate", "polyp", "fundus"])
+def test_each_site_noise_level_matches_its_style(dataset):
+    for style in SITE_STYLES[dataset]:
+        noisy = sample_site(dataset, replace(style, images_per_case=1), 8, 32, rng=2).images
+        clean = sample_site(dataset, replace(style, images_per_case=1, noise=0.0), 8, 32, rng=2).images
+        inside = (clean > 0.1) & (clean < 0.9)
+        assert float((noisy - clean)[inside].std()) == pytest.approx(style.noise, rel=0.15), style.name
+
+
+def test_gamma_darkens_or_brightens_the_same_patients_as_styled():
+    for style in SITE_STYLES["prostate"]:
+        if style.gamma == 1:
+            continue
+        base = dict(images_per_case=1, noise=0.0)
+        curved = sample_site("prostate", replace(style, **base), 8, 32, rng=3).images.mean()
+        linear = sample_site("prostate", replace(style, gamma=1.0, **base), 8, 32, rng=3).images.mean()
+        assert (curved < linear) if style.gamma > 1 else (curved > linear), style.name
+
+
+def test_endorectal_coil_brightens_the_tissue_next_to_the_rectum():
+    style = _clean("prostate")
+    plain = sample_site("prostate", style, 12, 64, rng=4)
+    coil = sample_site("prostate", replace(style, endorectal_coil=2.0), 12, 64, rng=4)
+    assert np.array_equal(plain.true_masks, coil.true_masks)
+
+    def posterior_over_anterior(sample):  # gland rows below its centre vs above it
+        ratios = []
+        for img, mask in zip(sample.images[:, 0], sample.true_masks[:, 0], strict=True):
+            rows = np.nonzero(mask.any(axis=1))[0]
+            mid = (rows.min() + rows.max()) // 2
+            ratios.append(img[mid + 1:][mask[mid + 1:] > 0].mean() / img[:mid][mask[:mid] > 0].mean())
+        return np.mean(ratios)
+
+    assert posterior_over_anterior(coil) > 1.2 * posterior_over_anterior(plain)
+
+
+def test_mr_slices_are_rescaled_by_their_99th_percentile():
+    images = _sample("prostate", _clean("prostate")).images
+    p99 = np.percentile(images.reshape(len(images), -1), 99, axis=1)
+    np.testing.assert_allclose(p99, 1.0, atol=5e-3)  # interpolated between the clipped top 1% and below
+
+
+def _outline_contrast(images: np.ndarray, masks: np.ndarray, ring: int) -> np.ndarray:
+    """Per image: |mean of a ``ring``-pixel band inside the outline - mean of one outside| / SD inside."""
+    from scipy.ndimage import binary_dilation, binary_erosion
+
+    out = []
+    for img, mask in zip(images, masks, strict=True):
+        inner = mask & ~binary_erosion(mask, iterations=ring)
+        outer = binary_dilation(mask, iterations=ring) & ~mask
+        out.append(abs(img[inner].mean() - img[outer].mean()) / img[mask].std())
+    return np.array(out)
+
+
+def _synthetic_prostate_contrast() -> float:
+    # 2 px at 64 px = 6 px of the benchmark's 384-px crop (the 64-px image is its central half)
+    sample = sample_site("prostate", replace(REFERENCE_STYLES["prostate"], images_per_case=5), 12, 64, rng=5)
+    return float(np.median(_outline_contrast(sample.images[:, 0], sample.true_masks[:, 0] > 0, ring=2)))
+
+
+def test_prostate_outline_is_low_contrast_like_real_t2():
+    """Inside and just outside the gland differ by about the gland's own spread, not by a clear edge.
+
+    The real two-site sample (``../shared``) gives a median of 0.86 (range 0.05-1.31) with the same measure;
+    the old blob-in-noise generator gave about 4.
+    """
+    assert 0.4 < _synthetic_prostate_contrast() < 1.2
+
+
+@pytest.mark.realdata
+def test_prostate_outline_contrast_matches_the_real_slices(shared):
+    from PIL import Image
+
+    root = shared / "realdata" / "prostate_nci_isbi2013_slices"
+    images, masks = [], []
+    for path in sorted(root.glob("*/*/image/*.png")):
+        images.append(np.asarray(Image.open(path).convert("L"), dtype=np.float32) / 255)
+        masks.append(np.asarray(Image.open(str(path).replace("/image/", "/mask/")).convert("L")) < 128)  # inverted
+    assert len(images) == 12
+    real = float(np.median(_outline_contrast(np.stack(images), np.stack(masks), ring=6)))
+    assert abs(_synthetic_prostate_contrast() - real) < 0.35, real
+
+
+def test_prostate_has_gland_like_distractors_and_shrinks_towards_apex_and_base():
+    sample = sample_site("prostate", replace(REFERENCE_STYLES["prostate"], images_per_case=9), 12, 64, rng=6)
+    img, mask = sample.images[:, 0], sample.true_masks[:, 0] > 0
+    lo, hi = np.percentile(img[mask], [10, 90])
+    lookalike = ((img >= lo) & (img <= hi) & ~mask).sum() / mask.sum()
+    assert lookalike > 2  # more gland-like pixels outside the gland than inside it
+    area = mask.reshape(12, 9, -1).sum(-1).mean(0)  # mean area by slice position, apex to base
+    assert area[4] > 1.5 * area[0] and area[4] > 1.5 * area[-1]
+
+
+@pytest.mark.parametrize("dataset", ["prostate", "polyp", "fundus"])
+def test_site_sizes_follow_the_real_benchmarks(dataset):
+    real_images = {"prostate": None, "polyp": (1000, 196, 380, 612), "fundus": (101, 159, 400, 400)}[dataset]
+    styles = SITE_STYLES[dataset]
+    if real_images is None:
+        assert [s.cases for s in styles] == [30, 30, 19, 13, 12, 12]
+    else:
+        for style, n in zip(styles, real_images, strict=True):
+            assert abs(style.cases * style.images_per_case - n) <= 0.05 * n, style.name
+    fed = make_federation(dataset, image_size=16, cases_scale=1.0)
+    for site, style in zip(fed, styles, strict=True):
+        assert len(site.train) + len(site.val) + len(site.test) == style.cases * style.images_per_case
 
 
 def test_fundus_cup_inside_disc():

@@ -84,6 +84,11 @@ class UNet(nn.Module):
             for i in reversed(range(levels - 1))
         )
         self.head = nn.Conv2d(self.feature_channels, out_channels, kernel_size=1)
+        # The head starts as in the LC-Fed authors' U-Net (Kaiming normal, fan_out), so its logits have a useful
+        # scale from the start. With PyTorch's default (much smaller) head weights, schedules that train the head
+        # in few steps (FedRep, LC-Fed) stay soft for many rounds: the instance-normalised features before the
+        # head cannot supply the scale. The normalised body keeps the default initialisation.
+        nn.init.kaiming_normal_(self.head.weight, mode="fan_out", nonlinearity="relu")
 
     def encode(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Encoder features, shallowest first; the last one is the bottleneck."""

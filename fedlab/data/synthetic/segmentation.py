@@ -1,15 +1,31 @@
 """Embedded synthetic multi-site 2D segmentation federations shaped like the LC-Fed benchmarks.
 
-* ``prostate``: prostate-like MR slices, 1 channel, label "prostate", 6 sites A-F whose case counts
-  follow the multi-site prostate benchmark (30/30/19/13/12/12 cases, 5 slices per case);
-* ``polyp``: colonoscopy-like frames, RGB, label "polyp", 4 sites A-D;
-* ``fundus``: fundus-like photographs, RGB, labels "disc" and "cup" (cup inside disc), 4 sites A-D.
+* ``prostate``: prostate-like axial T2 MR slices, 1 channel, label "prostate", 6 sites A-F whose case
+  counts follow the multi-site prostate benchmark (30/30/19/13/12/12 cases, 10 slices per case);
+* ``polyp``: colonoscopy-like frames, RGB, label "polyp", 4 sites A-D sized like Kvasir-SEG,
+  ETIS-Larib, CVC-ColonDB and CVC-ClinicDB;
+* ``fundus``: disc-centred fundus crops, RGB, labels "disc" and "cup" (cup inside disc), 4 sites A-D
+  sized like Drishti-GS, RIM-ONE-r3, REFUGE-train and REFUGE-val.
 
-Sites differ by acquisition, population and annotation style (see :class:`SiteStyle`); the global
-``heterogeneity`` scales every style difference (0 = all sites share the reference style). Each
-site is generated from its own generator ``numpy.random.default_rng([seed, dataset, site])``, so a
-site does not change when another site's style does. Train / val / test are split by case: slices
-of one case never straddle splits. Everything is labelled synthetic (``Federation.synthetic``,
+The mechanisms the lessons teach, each with its knob (see ``styles.py`` for the real counterparts):
+
+* **data scarcity**: the number of cases per site (``SiteStyle.cases``, scaled by ``cases_scale``)
+  on images hard enough that a dozen cases do not cover the variation between patients
+  (``scenes.py``: anatomy, texture, distractors of similar intensity, low-contrast outlines);
+* **acquisition shift** (feature-level inconsistency): intensity curve, contrast, noise, blur, bias
+  field, endorectal coil, colour cast, resolution (``heterogeneity={"acquisition": ...}``);
+* **population shift**: object size, position and shape distributions (``"population"``);
+* **annotation style** (prediction-level inconsistency at the boundary): systematic margins and
+  random inter-observer jitter, sized like published inter-observer variability (``"annotation"``).
+
+``heterogeneity`` scales the style differences from the neutral reference style: one number for all
+axes, or a mapping with one scale per axis (0 = all sites share the reference on that axis). Site
+sizes are facts and never scaled by it. The generator knows nothing about training methods.
+
+Each site is generated from its own generator ``numpy.random.default_rng([seed, dataset, site])``,
+and random draws never depend on style values, so a site does not change when another site's style
+does, and a style change keeps the same patients. Train / val / test are split by case: slices of
+one case never straddle splits. Everything is labelled synthetic (``Federation.synthetic``,
 ``Site.metadata["synthetic"]``).
 
 Example:
@@ -20,7 +36,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 
@@ -31,8 +47,8 @@ from fedlab.config import Config
 from fedlab.data.federation import Federation, Site, Split
 from fedlab.data.partition import split_by_group
 from fedlab.data.synthetic.acquisition import acquire
-from fedlab.data.synthetic.scenes import fundus_scene, polyp_scene, prostate_scene
-from fedlab.data.synthetic.styles import REFERENCE_STYLES, SITE_STYLES, SiteStyle
+from fedlab.data.synthetic.scenes import Scene, fundus_scene, polyp_scene, prostate_scene
+from fedlab.data.synthetic.styles import REFERENCE_STYLES, SITE_STYLES, SiteStyle, axis_scales
 
 
 @dataclass(frozen=True)
@@ -42,13 +58,14 @@ class DatasetSpec:
     code: int  # part of every site's seed
     channels: int
     labels: tuple[str, ...]
-    scene: Callable[[np.random.Generator, SiteStyle, int, int], tuple[np.ndarray, np.ndarray, np.ndarray]]
+    scene: Callable[[np.random.Generator, SiteStyle, int, int], Scene]
     modelled_on: tuple[str, ...]  # the real sites each synthetic site loosely imitates (documentation only)
+    normalise: bool = False  # rescale each image by its 99th percentile (MR preprocessing)
 
 
 DATASETS: MappingProxyType[str, DatasetSpec] = MappingProxyType({
     "prostate": DatasetSpec(0, 1, ("prostate",), prostate_scene,
-                            ("RUNMC", "BMC", "I2CVB", "UCL", "BIDMC", "HK")),
+                            ("RUNMC", "BMC", "I2CVB", "UCL", "BIDMC", "HK"), normalise=True),
     "polyp": DatasetSpec(1, 3, ("polyp",), polyp_scene,
                          ("Kvasir", "ETIS", "CVC-ColonDB", "CVC-ClinicDB")),
     "fundus": DatasetSpec(2, 3, ("disc", "cup"), fundus_scene,
@@ -102,10 +119,10 @@ def sample_site(dataset: str, style: SiteStyle, num_cases: int, image_size: int 
     if image_size < 16:
         raise ValueError(f"image_size must be >= 16 pixels, got {image_size!r}")
     rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
-    scene, true, annotated = spec.scene(rng, style, num_cases, image_size)  # (N,C,H,W), (N,L,H,W) x 2
-    images = acquire(rng, scene, style)
+    scene = spec.scene(rng, style, num_cases, image_size)  # image (N,C,H,W), true / annotated (N,L,H,W)
+    images = acquire(rng, scene.image, style, coil=scene.coil, normalise=spec.normalise)
     case_ids = np.repeat(np.arange(num_cases, dtype=np.int64), style.images_per_case)
-    return SiteSample(images, true, annotated, case_ids, style)
+    return SiteSample(images, scene.true, scene.annotated, case_ids, style)
 
 
 def _resolve(explicit, config: Config | None, field: str, default):
@@ -115,7 +132,8 @@ def _resolve(explicit, config: Config | None, field: str, default):
 
 
 def make_federation(dataset: str = "prostate", image_size: int | None = None,
-                    cases_scale: float | None = None, seed: int = 0, heterogeneity: float = 1.0,
+                    cases_scale: float | None = None, seed: int = 0,
+                    heterogeneity: float | Mapping[str, float] = 1.0,
                     val_fraction: float = 0.2, test_fraction: float = 0.2,
                     device: torch.device | str = "cpu", *,
                     config: Config | None = None, styles: Sequence[SiteStyle] | None = None) -> Federation:
@@ -127,8 +145,10 @@ def make_federation(dataset: str = "prostate", image_size: int | None = None,
         cases_scale: Multiplier on every site's number of cases (default: ``config.cases_scale``,
             else 1). Each site keeps enough cases to fill every split.
         seed: Seed of the whole federation.
-        heterogeneity: Scale of every style difference between sites (0 = identical styles,
-            1 = the defaults, > 1 exaggerated). Site sizes are not affected.
+        heterogeneity: Scale of the style differences between sites (0 = identical styles,
+            1 = the defaults, > 1 exaggerated): one number for every axis, or a mapping
+            ``{"acquisition": a, "population": p, "annotation": n}`` (missing axes keep 1) to vary
+            one mechanism alone. Site sizes are not affected.
         val_fraction: Fraction of each site's cases for validation.
         test_fraction: Fraction of each site's cases for test.
         device: Where the tensors are put.
@@ -142,9 +162,10 @@ def make_federation(dataset: str = "prostate", image_size: int | None = None,
         ``synthetic=True``.
 
     Raises:
-        ValueError: for an unknown dataset or invalid sizes / fractions.
+        ValueError: for an unknown dataset, invalid sizes / fractions or heterogeneity.
     """
     spec = _spec(dataset)
+    scales = axis_scales(heterogeneity)
     image_size = int(_resolve(image_size, config, "image_size", 64))
     cases_scale = float(_resolve(cases_scale, config, "cases_scale", 1.0))
     if cases_scale <= 0:
@@ -172,11 +193,13 @@ def make_federation(dataset: str = "prostate", image_size: int | None = None,
             "style": style.to_dict(),
             "num_cases": num_cases,
             "cases": cases,
-            "heterogeneity": heterogeneity,
+            "heterogeneity": scales,
         }
         sites.append(Site(style.name, train=train, test=test, val=val, metadata=metadata))
+    het = (f"{float(heterogeneity):g}" if not isinstance(heterogeneity, Mapping)
+           else ",".join(f"{axis}:{h:g}" for axis, h in scales.items()))
     source = (f"fedlab.data.synthetic {dataset} seed={seed} size={image_size} cases_scale={cases_scale:g} "
-              f"heterogeneity={heterogeneity:g}")
+              f"heterogeneity={het}")
     return Federation(dataset, tuple(sites), task="segmentation", labels=spec.labels, synthetic=True,
                       source=source)
 

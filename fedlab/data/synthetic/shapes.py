@@ -50,7 +50,7 @@ class Objects:
 
 
 def sample_objects(rng: np.random.Generator, style: SiteStyle, num_cases: int, size: int,
-                   slice_profile: float = 0.0, jitter: float = 0.0) -> Objects:
+                   slice_profile: float = 0.0, jitter: float = 0.0, slice_range: float = 0.8) -> Objects:
     """Draw one object per case and derive the object of each image of the case.
 
     Args:
@@ -61,6 +61,8 @@ def sample_objects(rng: np.random.Generator, style: SiteStyle, num_cases: int, s
         slice_profile: How much the object shrinks towards the ends of a case (MR slices through an
             organ: radius ``* sqrt(1 - slice_profile * z**2)``); 0 keeps the size.
         jitter: Relative frame-to-frame change in centre and radius within a case (camera motion).
+        slice_range: The images of a case sit at evenly spaced positions in ``[-slice_range, slice_range]``
+            (``Objects.slice_pos``; -1 and 1 are the ends of the organ).
 
     Returns:
         Objects for ``num_cases * style.images_per_case`` images, case after case.
@@ -70,7 +72,7 @@ def sample_objects(rng: np.random.Generator, style: SiteStyle, num_cases: int, s
     z_case = rng.standard_normal((num_cases, 6))  # size, 2 x position, elongation, angle, spare
     coeff_z = rng.standard_normal((num_cases, len(HARMONICS), 2))
     z_img = rng.standard_normal((n, 4))  # per-image jitter: size, 2 x position, angle
-    slice_pos = np.tile(np.linspace(-0.8, 0.8, k) if k > 1 else np.zeros(1), num_cases)
+    slice_pos = np.tile(np.linspace(-slice_range, slice_range, k) if k > 1 else np.zeros(1), num_cases)
 
     rep = np.repeat(np.arange(num_cases), k)
     radius = style.object_size * size * np.exp(style.size_spread * np.clip(z_case[rep, 0], -2.5, 2.5))
@@ -112,14 +114,39 @@ def polar(objs: Objects, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     return rho, theta, boundary
 
 
-def object_mask(rho: np.ndarray, boundary: np.ndarray, margin: float = 0.0) -> np.ndarray:
-    """Binary mask ``rho <= boundary + margin`` (float32 0/1); ``margin`` in pixels, may be negative."""
+def object_mask(rho: np.ndarray, boundary: np.ndarray, margin: float | np.ndarray = 0.0) -> np.ndarray:
+    """Binary mask ``rho <= boundary + margin`` (float32 0/1).
+
+    ``margin`` is in pixels and may be negative, a number or an array broadcastable to ``rho``
+    (a margin that varies along the boundary, e.g. :func:`boundary_jitter`).
+    """
     return (rho <= boundary + margin).astype(np.float32)
+
+
+JITTER_HARMONICS = (0, 1, 2, 3)
+
+
+def boundary_jitter(rng: np.random.Generator, theta: np.ndarray) -> np.ndarray:
+    """Smooth random boundary offsets (N, H, W) with unit RMS, one independent draw per image.
+
+    An annotator's random disagreement with the true outline: a constant offset plus slow
+    variations around the object (harmonics ``JITTER_HARMONICS`` of the polar angle ``theta``),
+    each harmonic carrying an equal share of the variance. Multiply by the RMS in pixels.
+    """
+    n = theta.shape[0]
+    coef = rng.standard_normal((n, len(JITTER_HARMONICS), 2)).astype(np.float32)
+    out = np.zeros_like(theta)
+    for i, k in enumerate(JITTER_HARMONICS):
+        if k == 0:
+            out += coef[:, i, 0, None, None]  # constant offset, variance 1
+        else:  # a cos + b sin with a, b ~ N(0, 1): variance 1 over the angle
+            out += coef[:, i, 0, None, None] * np.cos(k * theta) + coef[:, i, 1, None, None] * np.sin(k * theta)
+    return out / np.sqrt(len(JITTER_HARMONICS))
 
 
 def soft_object(rho: np.ndarray, boundary: np.ndarray, edge: float = 0.7) -> np.ndarray:
     """Partial-volume occupancy in [0, 1] of the true object (a sigmoid of the distance to the edge)."""
-    return 1.0 / (1.0 + np.exp(-(boundary - rho) / edge))
+    return 1.0 / (1.0 + np.exp(np.clip((rho - boundary) / edge, -60, 60)))
 
 
 def resize(images: np.ndarray, size: int, antialias: bool = False) -> np.ndarray:
@@ -156,4 +183,4 @@ def ellipse_region(size: int, centre: np.ndarray, radii: np.ndarray, edge: float
     dr = (coords[None, :, None] - centre[:, 0, None, None]) / radii[:, 0, None, None]
     dc = (coords[None, None, :] - centre[:, 1, None, None]) / radii[:, 1, None, None]
     dist = (np.sqrt(dr**2 + dc**2) - 1) * radii.min(axis=1)[:, None, None]  # ~ pixels outside the edge
-    return (1.0 / (1.0 + np.exp(dist / edge))).astype(np.float32)
+    return (1.0 / (1.0 + np.exp(np.clip(dist / edge, -60, 60)))).astype(np.float32)
