@@ -416,3 +416,17 @@ def test_plots_label_the_data_synthetic():
     assert len(fig.axes[0].get_lines()) == len(fed)
     assert "synthetic" in fig.axes[0].get_title()
     matplotlib.pyplot.close("all")
+
+
+def test_splits_carry_case_ids_in_slice_order():
+    """Every split knows the case of each image (Split.groups), so a site can be scored per volume."""
+    fed = make_federation("prostate", image_size=16, cases_scale=0.25, seed=0)
+    for site in fed:
+        for split in (site.train, site.val, site.test):
+            g = split.groups
+            assert g is not None and g.shape == (len(split),) and not g.dtype.is_floating_point
+            # a case's images are consecutive (apex to base), never interleaved with another case's
+            starts = (g[1:] != g[:-1]).sum().item() + 1
+            assert starts == len(torch.unique(g))
+        # no case is in two splits
+        assert not set(site.train.groups.tolist()) & set(site.test.groups.tolist())

@@ -158,8 +158,8 @@ def make_federation(dataset: str = "prostate", image_size: int | None = None,
             via ``dataclasses.replace``).
 
     Returns:
-        The federation; ``site.metadata`` holds the style, the case ids of each split and
-        ``synthetic=True``.
+        The federation; every split carries its images' case ids (``Split.groups``, so a site can be
+        scored per volume); ``site.metadata`` holds the style, the case names of each split and ``synthetic=True``.
 
     Raises:
         ValueError: for an unknown dataset, invalid sizes / fractions or heterogeneity.
@@ -182,7 +182,8 @@ def make_federation(dataset: str = "prostate", image_size: int | None = None,
         split_seed = int(np.random.SeedSequence([seed, spec.code, k, 1]).generate_state(1)[0])
         parts = split_by_group(sample.case_ids, val_fraction, test_fraction, split_seed)
         x, y = torch.from_numpy(sample.images), torch.from_numpy(sample.masks)
-        train, val, test = (Split(x[idx], y[idx]).to(device) for idx in map(torch.from_numpy, parts))
+        g = torch.from_numpy(sample.case_ids)  # (N,) case of every image; a case's slices run apex -> base
+        train, val, test = (Split(x[idx], y[idx], g[idx]).to(device) for idx in map(torch.from_numpy, parts))
         names = [f"{style.name}-{c:03d}" for c in range(num_cases)]
         cases = {split: sorted({names[c] for c in sample.case_ids[idx]})
                  for split, idx in zip(("train", "val", "test"), parts, strict=True)}
