@@ -193,7 +193,8 @@ def describe_comparison(iou: pd.DataFrame, train_sizes: Mapping[str, int], feder
                      + ", ".join(f"{s} ({margins.get(s, float('nan')):+.1f})" for s in losers.index) + ".")
     if paper is not None and {"Local Train", "FedAvg"} <= set(paper.index):
         p_gain = paper["IoU (%)"].loc["FedAvg"] - paper["IoU (%)"].loc["Local Train"]
-        shared = [s for s in smallest if s in p_gain.index]
+        top = gain.index[0]  # the site that gained most in this run
+        shared = [s for s in dict.fromkeys([*smallest, top]) if s in p_gain.index]
         at = "".join(f"; at site {s}: paper {_signed(p_gain[s])}, this run {_signed(gain[s])}" for s in shared)
         verdict = "smaller than" if gain.mean() < p_gain["avg"] else "at least"
         data = paper.attrs.get("dataset", "")
