@@ -198,6 +198,26 @@ def plot_metric_vs_bytes(histories, metric: str = "dice", split: str = "test", t
     return fig
 
 
+def legend_outside(ax: plt.Axes, title: str | None = None, fontsize: int = 8) -> Figure:
+    """Move ``ax``'s legend to the right of the axes, where it cannot cover data, and re-fit the figure.
+
+    Args:
+        ax: Axes with labelled artists (lines, bars).
+        title: Legend title.
+        fontsize: Legend font size.
+
+    Returns:
+        The axes' figure.
+    """
+    handles, labels = ax.get_legend_handles_labels()
+    if not handles:
+        raise ValueError("legend_outside: the axes have no labelled lines or bars to put in a legend")
+    ax.legend(handles, labels, title=title, fontsize=fontsize, title_fontsize=fontsize, loc="upper left",
+              bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, frameon=False)
+    ax.figure.tight_layout()
+    return ax.figure
+
+
 # --- personalization ---
 
 SHARED_COLOR, LOCAL_COLOR = "#3b75af", "#ef8636"
