@@ -292,11 +292,13 @@ def describe_calibration(change: pd.DataFrame, metric: str = "Dice", tolerance: 
                      f"by {up.min():.3f} to {up.max():.3f})" if len(up) > 1 else
                      f"raised test {metric} at 1 of {len(change)} sites ({up.index[0]}, by {up.iloc[0]:.3f})")
     if len(down):
-        parts.append(f"lowered it at {len(down)} ({_names(list(down.index))}; by {-down.max():.3f} to "
-                     f"{-down.min():.3f})" if len(down) > 1 else
-                     f"lowered it at 1 ({down.index[0]}, by {-down.iloc[0]:.3f})")
+        what = f"test {metric}" if not parts else "it"
+        parts.append(f"lowered {what} at {len(down)} of {len(change)} sites ({_names(list(down.index))}; by "
+                     f"{-down.max():.3f} to {-down.min():.3f})" if len(down) > 1 else
+                     f"lowered {what} at 1 of {len(change)} sites ({down.index[0]}, by {-down.iloc[0]:.3f})")
     if same:
-        parts.append(f"left it within {tolerance:g} at {same}")
+        what = "it" if parts else f"test {metric}"
+        parts.append(f"left {what} within {tolerance:g} at {same} of {len(change)} sites")
     if not parts:
         return "No site to describe."
     before, after = change["before"].mean(), change["after"].mean()
@@ -311,13 +313,14 @@ def describe_selected_rounds(selected: Mapping[str, int], backbone_rounds: int) 
     calibrated = [s for s, r in selected.items() if r > backbone_rounds]
     if not calibrated:
         return (f"Validation selection kept a backbone round (at most {backbone_rounds}) at every site, so the "
-                "LC-Fed row of the tables below is uncalibrated everywhere.")
+                "LC-Fed rows of the ablation and comparison tables are uncalibrated everywhere.")
     if len(calibrated) == len(selected):
         return (f"Validation selection kept a calibrated round (after round {backbone_rounds}) at every site.")
     others = [s for s in selected if s not in calibrated]
     return (f"Validation selection kept a calibrated round (after round {backbone_rounds}) at "
             f"{len(calibrated)} of {len(selected)} sites ({_names(calibrated)}); {_names(others)} kept an "
-            "uncalibrated backbone round, so there the LC-Fed row of the tables below has no calibration.")
+            "uncalibrated backbone round, so there LC-Fed's rows in the ablation and comparison tables are "
+            "uncalibrated.")
 
 
 def describe_ablation(table: pd.DataFrame, column: tuple[str, str] = ("IoU (%)", "avg"), unit: str = "points") -> str:
