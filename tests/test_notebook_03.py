@@ -41,6 +41,23 @@ def test_notebook_03_smoke(tmp_path):
     rounds = summary["selected_rounds"]["+ HC (LC-Fed)"]
     assert set(rounds) == sites and all(0 <= r <= 4 for r in rounds.values())  # 3 backbone + 1 HC round
 
+    # the findings quoted in the computed prose agree with results.csv and with each other
+    findings = summary["findings"]
+    compared = ["Local", "FedAvg", "FT", "FedBN", "FedRep", "PRR-FL", "LC-Fed"]
+    iou = results[results["metric"] == "iou"].groupby("method")["value"].mean()[compared]
+    assert findings["methods_ranked"] == len(compared)
+    assert findings["lcfed_rank_iou"] == int((iou > iou["LC-Fed"]).sum()) + 1
+    effect = pd.DataFrame(summary["calibration_effect"]).T  # site -> before, after, change
+    assert set(effect.index) == sites
+    np.testing.assert_allclose(effect["change"], effect["after"] - effect["before"], atol=2e-4)
+    assert findings["calibration_sites_improved"] + findings["calibration_sites_worsened"] <= len(sites)
+    assert findings["calibration_mean_change"] == pytest.approx(effect["change"].mean(), abs=2e-4)
+    assert set(findings["calibrated_sites_selected"]) == {s for s, r in rounds.items() if r > 3}
+    assert 0 <= findings["peaks_near_boundary"] <= findings["peaks"]
+    assert 0 <= findings["pcs_hidden_units_responding"] <= findings["pcs_hidden_units"] == 4
+    assert 0 <= findings["gate_first_direction_share"] <= 1 + 1e-9 and findings["gate_max_deviation"] >= 0
+    assert findings["test_splits_have_case_ids"] is False  # the synthetic slices belong to no 3-D case
+
 
 @pytest.mark.realdata
 def test_notebook_03_on_real_prostate_slices(tmp_path, shared, monkeypatch):
