@@ -74,7 +74,7 @@ def _gain(values):
 
 def test_describe_sweep_says_what_the_numbers_show():
     grows = describe_sweep(_gain([0.002, 0.01, 0.03]))  # +0.2, +1.0, +3.0 IoU points
-    assert "**grows**" in grows and "**vanishes**" in grows and "+2.8 from the lowest" in grows
+    assert "**grows**" in grows and "**vanishes**" in grows and "+2.80 from the lowest" in grows
     flat = describe_sweep(_gain([0.02, 0.025, 0.021]))
     assert "**does not grow**" in flat and "does **not** vanish" in flat
     assert "**shrinks**" in describe_sweep(_gain([0.03, 0.01, 0.0]))

@@ -49,11 +49,17 @@ def describe_annotation_styles(styles: pd.DataFrame, image_size: int, reference_
     looser, tighter = margin[margin > 0].sort_values(ascending=False), margin[margin < 0].sort_values()
     neutral = list(margin[margin == 0].index)
     largest = float(margin.abs().max()) * image_size / reference_size
+    jitter = ""
+    if "annotation_jitter" in styles.columns:
+        rms = float(styles["annotation_jitter"].astype(float).mean()) * image_size / reference_size
+        below = "every margin here is below one pixel" if largest < 1 else "here the largest margin exceeds a pixel"
+        jitter = (f" For scale: each annotator's random boundary disagreement is {rms:.2f} px RMS at that size; "
+                  f"{below}.")
     return (f"In this federation the sites that draw **looser** masks are {_sites(looser, '{:+.1f} px')}; "
             f"**tighter**: {_sites(tighter, '{:+.1f} px')}; on the true boundary: {', '.join(neutral) or 'none'} "
             f"(margins in pixels at {reference_size} px). At the {image_size}-pixel images trained here the "
             f"largest margin is {largest:.2f} px, the largest disagreement between two sites "
-            f"{float(margin.max() - margin.min()) * image_size / reference_size:.2f} px.")
+            f"{float(margin.max() - margin.min()) * image_size / reference_size:.2f} px." + jitter)
 
 
 def describe_site_gains(gains: pd.DataFrame, styles: pd.DataFrame, methods: list[str] | None = None,
@@ -117,9 +123,9 @@ def describe_heads(histories: Mapping[str, History], methods: tuple[str, ...] = 
         ratio = spreads[name] / ref if ref else float("nan")
         verdict = ("nearly identical across sites" if ratio < 0.1 else
                    "clearly different across sites" if ratio > 0.5 else "somewhat different across sites")
-        lines.append(f"* **{name}**: each site's head is on average {100 * spreads[name]:.1f}% (of the mean head's "
+        lines.append(f"* **{name}**: each site's head is on average {100 * spreads[name]:.2f}% (of the mean head's "
                      f"size) away from the mean head, {ratio:.2f} times the spread of {reference}'s independently "
-                     f"trained heads ({100 * ref:.1f}%): the heads are {verdict}.")
+                     f"trained heads ({100 * ref:.2f}%): the heads are {verdict}.")
     return "\n".join(lines)
 
 
@@ -190,7 +196,7 @@ def describe_outcome(ours: pd.DataFrame, reference: pd.DataFrame | None, sizes: 
         col = letter.get(smallest, smallest)
         d_avg = iou.loc[fedavg, "avg"] - iou.loc[local, "avg"]
         d_small = iou.loc[fedavg, col] - iou.loc[local, col]
-        lines.append(f"* **Federation vs training alone:** FedAvg is {d_avg:+.1f} IoU points from Local on average, "
+        lines.append(f"* **Federation vs training alone:** FedAvg minus Local is {d_avg:+.1f} IoU points on average, "
                      f"{d_small:+.1f} at the smallest site {col} ({int(sizes[smallest])} training images).")
     if fedavg:
         for method in iou.index:

@@ -139,7 +139,7 @@ def describe_sweep(gain: pd.DataFrame, baseline: str = "FedAvg", scale: float = 
             values = block[method].dropna()
             if len(values) < 2:
                 continue
-            steps = ", ".join(f"{v:+.1f} at {lvl:g}" for lvl, v in values.items())
+            steps = ", ".join(f"{v:+.2f} at {lvl:g}" for lvl, v in values.items())
             first, last = float(values.iloc[0]), float(values.iloc[-1])
             change = last - first
             if change >= tolerance:
@@ -149,15 +149,15 @@ def describe_sweep(gain: pd.DataFrame, baseline: str = "FedAvg", scale: float = 
             else:
                 trend = "**does not grow** with the level (it moves by less than the tolerance)"
             monotone = values.is_monotonic_increasing or values.is_monotonic_decreasing
-            if len(values) > 2 and not monotone:
+            if len(values) > 2 and not monotone and abs(change) >= tolerance:
                 trend += ", though not steadily"
             zero = ""
             if values.index[0] == 0:
-                zero = (f" Without {axis} differences (level 0) the gain is {first:+.1f}: it "
+                zero = (f" Without {axis} differences (level 0) the gain is {first:+.2f}: it "
                         + ("**vanishes** (|gain| below the tolerance)." if abs(first) < tolerance
                            else "does **not** vanish (other differences between the sites remain)."))
             lines.append(f"* **{axis}**, {method} minus {baseline} ({unit}, site mean): {steps}; the gain {trend} "
-                         f"({change:+.1f} from the lowest to the highest level).{zero}")
+                         f"({change:+.2f} from the lowest to the highest level).{zero}")
     if not lines:
         return "The sweep has fewer than two levels per axis: nothing to compare."
     return (f"Tolerance: {tolerance:g} {unit} (about the seed-to-seed spread of one run).\n\n" + "\n".join(lines))
