@@ -24,8 +24,7 @@ from torch import nn
 
 from fedlab.federation.history import History
 
-#: Changes smaller than this (in IoU points, i.e. percent) are called "about the same": one seed's
-#: classroom runs differ from another seed's by about this much.
+#: Changes smaller than this (in IoU points, i.e. percent) are called "about the same" (single runs of one seed).
 TOLERANCE = 1.0
 
 
@@ -125,7 +124,8 @@ def describe_heads(histories: Mapping[str, History], methods: tuple[str, ...] = 
                    "clearly different across sites" if ratio > 0.5 else "somewhat different across sites")
         lines.append(f"* **{name}**: each site's head is on average {100 * spreads[name]:.2f}% (of the mean head's "
                      f"size) away from the mean head, {ratio:.2f} times the spread of {reference}'s independently "
-                     f"trained heads ({100 * ref:.2f}%): the heads are {verdict}.")
+                     f"trained heads ({100 * ref:.2f}%): the heads are {verdict} (below 0.1 times Local's spread we "
+                     "call them nearly identical, above 0.5 clearly different).")
     return "\n".join(lines)
 
 

@@ -122,8 +122,7 @@ def describe_sweep(gain: pd.DataFrame, baseline: str = "FedAvg", scale: float = 
     """Markdown saying, per axis and method, how the gain over the baseline moves with the level.
 
     A change smaller than ``tolerance`` (in ``unit``) is called "about the same", and a gain of magnitude
-    below ``tolerance`` at level 0 "vanishes"; one seed's runs differ by about that much from another
-    seed's, so smaller differences are not evidence of anything.
+    below ``tolerance`` at level 0 "vanishes": single runs of one seed do not show smaller effects reliably.
 
     Args:
         gain: From :func:`sweep_gain` (values in the metric's own scale).
@@ -160,4 +159,5 @@ def describe_sweep(gain: pd.DataFrame, baseline: str = "FedAvg", scale: float = 
                          f"({change:+.2f} from the lowest to the highest level).{zero}")
     if not lines:
         return "The sweep has fewer than two levels per axis: nothing to compare."
-    return (f"Tolerance: {tolerance:g} {unit} (about the seed-to-seed spread of one run).\n\n" + "\n".join(lines))
+    return (f"Tolerance: {tolerance:g} {unit}; smaller changes are not called a trend, because these are single runs "
+            "of one seed.\n\n" + "\n".join(lines))
