@@ -78,7 +78,8 @@ def test_describe_sweep_says_what_the_numbers_show():
     flat = describe_sweep(_gain([0.02, 0.025, 0.021]))
     assert "**does not grow**" in flat and "does **not** vanish" in flat
     assert "**shrinks**" in describe_sweep(_gain([0.03, 0.01, 0.0]))
-    assert "not steadily" in describe_sweep(_gain([0.0, 0.05, 0.02]))
+    peaked = describe_sweep(_gain([0.0, 0.05, 0.02]))
+    assert "**grows**" in peaked and "not steadily: it is largest at level 1 (+5.00)" in peaked
 
 
 def test_head_spread_is_zero_for_identical_heads_and_a_norm_ratio_otherwise():
@@ -116,3 +117,19 @@ def test_describe_selection_gap_reports_each_method_and_says_why_it_is_zero():
     assert "**FT**: not measured" in text
     zero = describe_selection_gap(gap.assign(inflation=0.0), {"FedAvg": h})
     assert "About zero: only one or two evaluated rounds" in zero
+
+
+def test_describe_outcome_ranks_methods_names_every_smallest_site_and_compares_with_the_paper():
+    from fedlab.experiments.personalization_report import describe_outcome
+
+    cols = pd.MultiIndex.from_product([["IoU (%)"], ["A", "B", "C", "avg"]], names=["metric", "site"])
+    ours = pd.DataFrame([[70.0, 60.0, 50.0, 60.0], [80.0, 70.0, 66.0, 72.0], [81.0, 72.0, 66.0, 73.0]],
+                        index=["Local Train", "FedAvg", "FT"], columns=cols)
+    ours.attrs["sites"] = {"A": "A", "B": "B", "C": "C"}
+    paper = pd.DataFrame([[0.0, 0.0, 0.0, 80.0], [0.0, 0.0, 0.0, 79.5]], index=["FedAvg", "FT"], columns=cols)
+    text = describe_outcome(ours, paper, pd.Series({"A": 100, "B": 40, "C": 40}), "classroom", 0)
+    assert "FT 73.0, FedAvg 72.0, Local Train 60.0" in text
+    assert "FedAvg minus Local is +12.0 IoU points on average; at the smallest sites (40 training images each): " \
+           "+10.0 at B, +16.0 at C." in text
+    assert "**FT** is ahead of FedAvg (+1.0); in the paper (real data) it is level with FedAvg (-0.5): " \
+           "**not the paper's pattern**." in text

@@ -192,12 +192,13 @@ def describe_outcome(ours: pd.DataFrame, reference: pd.DataFrame | None, sizes: 
     fedavg = "FedAvg" if "FedAvg" in iou.index else None
     local = "Local Train" if "Local Train" in iou.index else None
     if fedavg and local:
-        smallest = sizes.idxmin()
-        col = letter.get(smallest, smallest)
+        smallest = [site for site in sizes.index if sizes[site] == sizes.min()]
+        at_small = ", ".join(f"{iou.loc[fedavg, letter.get(s, s)] - iou.loc[local, letter.get(s, s)]:+.1f} at "
+                             f"{letter.get(s, s)}" for s in smallest)
         d_avg = iou.loc[fedavg, "avg"] - iou.loc[local, "avg"]
-        d_small = iou.loc[fedavg, col] - iou.loc[local, col]
-        lines.append(f"* **Federation vs training alone:** FedAvg minus Local is {d_avg:+.1f} IoU points on average, "
-                     f"{d_small:+.1f} at the smallest site {col} ({int(sizes[smallest])} training images).")
+        lines.append(f"* **Federation vs training alone:** FedAvg minus Local is {d_avg:+.1f} IoU points on average; "
+                     f"at the smallest site{'s' if len(smallest) > 1 else ''} ({int(sizes.min())} training images "
+                     f"each): {at_small}.")
     if fedavg:
         for method in iou.index:
             if method in (fedavg, local):
