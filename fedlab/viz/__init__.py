@@ -3,7 +3,8 @@ its Figure (no ``plt.show()``).
 
 * :mod:`fedlab.viz.federation`: sites and their heterogeneity, training curves, per-site bars,
   cross-site heatmaps, layer-sharing strips (lessons 01-03);
-* :mod:`fedlab.viz.lcfed`: LC-Fed's gates and calibration steps (lesson 03);
+* :mod:`fedlab.viz.personalization`: per-site scores and the heterogeneity sweep (lesson 02);
+* :mod:`fedlab.viz.lcfed`: LC-Fed's gates, their correlation and the calibration steps (lesson 03);
 * :mod:`fedlab.viz.classification`: the tabular comparison (lesson 04);
 * :mod:`fedlab.viz.deploy`: a local Flower deployment's processes and round times (lesson 05);
 * :mod:`fedlab.viz.privacy`: reconstructions, leakage sweeps, masked uploads, privacy-utility and epsilon (06-07);
@@ -31,7 +32,8 @@ from fedlab.viz.federation import (
     plot_site_samples,
 )
 from fedlab.viz.heterogeneity import plot_axis_samples, plot_label_counts, plot_quadratic_paths, plot_score_vs_upload
-from fedlab.viz.lcfed import plot_calibration_steps, plot_site_gates
+from fedlab.viz.lcfed import plot_calibration_steps, plot_gate_correlation, plot_site_gates
+from fedlab.viz.personalization import plot_site_scores, plot_sweep_gain
 from fedlab.viz.privacy import (
     plot_clipping,
     plot_epsilon_ledger,
@@ -70,6 +72,9 @@ __all__ = [
     "plot_reconstructions",
     "plot_settings_diagram",
     "plot_site_bars",
+    "plot_gate_correlation",
     "plot_site_gates",
+    "plot_site_scores",
+    "plot_sweep_gain",
     "plot_site_samples",
 ]
