@@ -56,7 +56,11 @@ def test_notebook_03_smoke(tmp_path):
     assert 0 <= findings["peaks_near_boundary"] <= findings["peaks"]
     assert 0 <= findings["pcs_hidden_units_responding"] <= findings["pcs_hidden_units"] == 4
     assert 0 <= findings["gate_first_direction_share"] <= 1 + 1e-9 and findings["gate_max_deviation"] >= 0
-    assert findings["test_splits_have_case_ids"] is False  # the synthetic slices belong to no 3-D case
+    # the synthetic slices belong to 3-D cases (Split.groups): the paper's per-volume protocol is shown beside ours
+    assert findings["test_splits_have_case_ids"] is True
+    per_volume = pd.DataFrame(summary["per_volume"])
+    assert len(per_volume) == len(compared) and "IoU (%) / avg" in per_volume
+    assert ((per_volume["IoU (%) / avg"] >= 0) & (per_volume["IoU (%) / avg"] <= 100)).all()
 
 
 @pytest.mark.realdata
