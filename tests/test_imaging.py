@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from realdata_fixtures import make_nifti_site, make_png_tree
 
@@ -109,6 +110,22 @@ def test_nifti_volumes_are_sliced(tmp_path: Path) -> None:
     assert len(site.val) == 3  # one whole case (3 slices) held out, never single slices
     again = load_folder_federation(root, image_size=8, foreground_slices_only=True, val_fraction=0.34, seed=1)
     assert bool((again["P"].val.x == site.val.x).all())
+    # volumes: every split knows the case of each slice (Split.groups), slices in volume order, so a site can be
+    # scored per volume; the 2-D PNG slices of other datasets carry no case ids
+    assert fed["P"].train.groups.tolist() == [c for c in range(3) for _ in range(6)]
+    assert fed["P"].test.groups.tolist() == [0] * 6
+    assert len(torch.unique(site.val.groups)) == 1
+    assert not set(site.val.groups.tolist()) & set(site.train.groups.tolist())
+    from fedlab.federation.evaluation import evaluate
+
+    always_background = torch.nn.Conv2d(1, 1, 1)  # any model: logits (N, 1, H, W)
+    per_volume = evaluate(always_background, fg["P"].test, "segmentation", metrics=("dice",), per="volume")
+    assert set(per_volume) == {"dice"}
+
+
+def test_png_slices_carry_no_case_ids(tmp_path: Path) -> None:
+    fed = load_folder_federation(make_png_tree(tmp_path / "p", {"S": (3, 2)}), image_size=8)
+    assert fed["S"].train.groups is None and fed["S"].test.groups is None
 
 
 def test_clear_errors(tmp_path: Path) -> None:

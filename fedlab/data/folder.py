@@ -199,7 +199,7 @@ def load_folder_federation(
             raise DataError(f"site {site!r}: no training samples left (all masks empty with "
                             "foreground_slices_only=True?)")
         meta = {"folder": str(root / site), "files": n_files, "source": "folder"}
-        test_xy = test[:2] if len(test[0]) else (train[0][:0], train[1][:0])
+        test_xy = test if len(test[0]) else (train[0][:0], train[1][:0], [])
         built.append(make_site(site, train, test_xy, val_fraction=val_fraction, seed=seed + k, device=device,
                                metadata=meta))
     shapes = {s.train.x.shape[1:] for s in built}

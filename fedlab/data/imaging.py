@@ -252,28 +252,49 @@ def load_pairs(pairs: Sequence[tuple[Path, Path]], prep: Preprocessing, where: s
 
 
 
+def case_ids(owner: Sequence[int]) -> torch.Tensor | None:
+    """The case of every sample, when its files are volumes: the slices one file gave are one case.
+
+    Args:
+        owner: Per sample, the index of the file it came from (slices of a file in their order in the volume).
+
+    Returns:
+        ``(N,)`` int64 case ids for :attr:`Split.groups` when some file gave several slices; None when every file
+        gave one image (2-D files: which slices belong to one patient is not known).
+    """
+    ids = np.asarray(owner, dtype=np.int64)
+    if ids.size == 0 or len(np.unique(ids)) == ids.size:
+        return None
+    return torch.from_numpy(ids)
+
+
 def make_site(name: str, train: tuple[np.ndarray, np.ndarray, Sequence[int]],
-              test: tuple[np.ndarray, np.ndarray], *, val_fraction: float, seed: int, device: str | torch.device,
-              metadata: dict) -> Site:
+              test: tuple[np.ndarray, np.ndarray] | tuple[np.ndarray, np.ndarray, Sequence[int]], *,
+              val_fraction: float, seed: int, device: str | torch.device, metadata: dict) -> Site:
     """Build a Site from arrays, carving the validation split from training by file / case, never by slice.
+
+    When the files are volumes (a file gave several slices), every split carries its slices' case ids
+    (:func:`case_ids`), so the site can be scored per volume.
 
     Args:
         name: Site name.
         train: ``x (N, C, H, W)``, ``y (N, L, H, W)`` and, per sample, the index of its file (or case).
-        test: ``x`` and ``y`` of the test split (may be empty).
+        test: ``x`` and ``y`` of the test split (may be empty), and optionally the index of each sample's file.
         val_fraction: Fraction of the training files held out for validation (none when the site has one file).
         seed: Seed of that split.
         device: Where the tensors are put.
         metadata: Site metadata.
     """
     x, y, owner = train
-    split = _split(x, y)
+    split = _split(x, y, case_ids(owner))
     val = None
     if val_fraction > 0 and len(set(owner)) > 1:
         split, val = train_val_split(split, val_fraction, seed, groups=np.asarray(owner))
         val = val.to(device)
-    return Site(name=name, train=split.to(device), test=_split(*test).to(device), val=val, metadata=metadata)
+    test_split = _split(*test[:2], case_ids(test[2]) if len(test) > 2 else None)
+    return Site(name=name, train=split.to(device), test=test_split.to(device), val=val, metadata=metadata)
 
 
-def _split(x: np.ndarray, y: np.ndarray) -> Split:
-    return Split(torch.from_numpy(np.ascontiguousarray(x)).float(), torch.from_numpy(np.ascontiguousarray(y)).float())
+def _split(x: np.ndarray, y: np.ndarray, groups: torch.Tensor | None = None) -> Split:
+    return Split(torch.from_numpy(np.ascontiguousarray(x)).float(), torch.from_numpy(np.ascontiguousarray(y)).float(),
+                 groups)

@@ -111,14 +111,14 @@ def load_real(dataset: str, data_dir: str | Path, image_size: int = 64, *, varia
     for k, name in enumerate(present):
         spec = manifest.site(name)
         x, y, owner = read_cached(out, name, "train")
-        xt, yt, _ = read_cached(out, name, "test")
+        xt, yt, owner_t = read_cached(out, name, "test")
         if not len(xt):
-            xt, yt = x[:0], y[:0]
+            xt, yt, owner_t = x[:0], y[:0], owner[:0]
         meta = {**(spec.get("metadata") or {}), "source": f"manifest {manifest.name}",
                 "manifest_hash": manifest.sha256}
         meta.update({key: spec[key] for key in ("description", "counts", "paper_site") if key in spec})
-        sites.append(make_site(name, (x, y, owner.tolist()), (xt, yt), val_fraction=val_fraction, seed=seed + k,
-                               device=device, metadata=meta))
+        sites.append(make_site(name, (x, y, owner.tolist()), (xt, yt, owner_t.tolist()), val_fraction=val_fraction,
+                               seed=seed + k, device=device, metadata=meta))
     provenance = {"dataset": manifest.name, "manifest": str(manifest.path), "manifest_sha256": manifest.sha256,
                   "layout": manifest.layout_name, "variant": manifest.variant, "data_dir": str(root), "found": found,
                   "subset": "; ".join(subset), "site_letters": {s: letters[s] for s in present if s in letters},
