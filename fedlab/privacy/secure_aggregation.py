@@ -32,13 +32,12 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
-from fedlab.config import Config
-from fedlab.data.federation import Federation, Site
-from fedlab.federation.client import Client, LossFn
+from fedlab.data.federation import Site
+from fedlab.federation.client import Client
 from fedlab.federation.messages import Message, Reply
-from fedlab.federation.params import ParamSplit
 from fedlab.federation.strategies.base import ServerState, Strategy
 from fedlab.federation.strategies.fedsgd import FedSGD
+from fedlab.federation.strategies.wrapper import StrategyWrapper
 
 PEERS_KEY = "secagg_peers"
 
@@ -174,7 +173,7 @@ def strategy_class(name: str) -> type[Strategy]:
     return found[name]
 
 
-class SecureAggregation(Strategy):
+class SecureAggregation(StrategyWrapper):
     """Run another strategy with pairwise-masked uploads: the server only ever sees masked vectors and their sum.
 
     Args:
@@ -184,6 +183,9 @@ class SecureAggregation(Strategy):
         strategy_kwargs: Constructor arguments of the named strategy (e.g. ``{"mu": 0.01}`` for FedProx).
         fraction_bits: Fixed-point resolution ``2**-fraction_bits``.
         modulus_bits: Arithmetic modulo ``2**modulus_bits`` (<= 62).
+
+    Everything but what travels up (configure, the site's upload, the server's sum) is the inner strategy's,
+    forwarded by :class:`~fedlab.federation.strategies.wrapper.StrategyWrapper`.
 
     Raises:
         ValueError: for a strategy whose aggregation needs each upload (median, Krum, LC-Fed's per-site heads,
@@ -206,11 +208,8 @@ class SecureAggregation(Strategy):
             raise ValueError(f"SecureAggregation cannot wrap {inner.name}: the server would see only the sum of the "
                              "uploads, but its aggregation needs each site's upload (or it does not communicate). "
                              "Wrap FedAvg, FedProx, FedBN, FedPer/FedRep, FT or FedSGD.")
-        super().__init__(inner.weighting)
-        self.inner = inner
+        super().__init__(inner)
         self.name = f"SecAgg({inner.name})"
-        self.personalized = inner.personalized
-        self.finish_selects = inner.finish_selects
         self.fraction_bits = int(fraction_bits)
         self.modulus_bits = int(modulus_bits)
 
@@ -219,44 +218,14 @@ class SecureAggregation(Strategy):
         return {"strategy": type(self.inner).__name__, "strategy_kwargs": self.inner.init_kwargs(),
                 "fraction_bits": self.fraction_bits, "modulus_bits": self.modulus_bits}
 
-    # --- set-up: everything is the inner strategy's --------------------------------------------
-    def model_factory(self, federation: Federation, config: Config):
-        """The inner strategy's model."""
-        return self.inner.model_factory(federation, config)
-
-    def prepare_model(self, model: nn.Module, federation: Federation) -> nn.Module:
-        """The inner strategy's network."""
-        return self.inner.prepare_model(model, federation)
-
-    def param_split(self, model: nn.Module) -> ParamSplit:
-        """The inner strategy's split."""
-        return self.inner.param_split(model)
-
-    def loss_fn(self, task: str, site: int = 0) -> LossFn:
-        """The inner strategy's loss."""
-        return self.inner.loss_fn(task, site)
-
-    def setup(self, model: nn.Module, config: Config, rounds: int, task: str) -> None:
-        """Set up the inner strategy (and mirror its settings)."""
-        self.inner.setup(model, config, rounds, task)
-        self.config, self.rounds, self.task, self.split = config, rounds, task, self.inner.split
-
     def make_client(self, index: int, site: Site, model: nn.Module, seed: int, device: torch.device) -> Client:
         """The inner strategy's client, holding (privately) the secret from which it derives its pair seeds.
 
         The secret is the run seed: a simulation's stand-in for one Diffie-Hellman key agreement per pair of sites.
         """
-        client = self.inner.make_client(index, site, model, seed, device)
+        client = super().make_client(index, site, model, seed, device)
         client.private["secagg_secret"] = int(seed)
         return client
-
-    def init_client(self, client: Client) -> None:
-        """The inner strategy's private state."""
-        self.inner.init_client(client)
-
-    def initial_state(self, model: nn.Module) -> ServerState:
-        """The inner strategy's server state."""
-        return self.inner.initial_state(model)
 
     # --- a round ---------------------------------------------------------------------------------
     def configure(self, round: int, state: ServerState, clients: Sequence[int]) -> dict[int, Message]:
@@ -307,30 +276,6 @@ class SecureAggregation(Strategy):
                    for k, t in unflatten(average, like).items()}
         loss = torch.stack([r.loss for r in replies]).mean()
         return self.inner.aggregate(round, [Reply(-1, Message(tensors), weight, loss)], state)
-
-    def configure_evaluate(self, round: int, state: ServerState, clients: Sequence[int]) -> dict[int, Message]:
-        """The inner strategy's evaluation messages."""
-        return self.inner.configure_evaluate(round, state, clients)
-
-    def receive(self, client: Client, message: Message) -> bool:
-        """The inner strategy's receive."""
-        return self.inner.receive(client, message)
-
-    def site_model(self, client: Client) -> nn.Module:
-        """The inner strategy's site model."""
-        return self.inner.site_model(client)
-
-    def site_models(self, clients: Sequence[Client]) -> list[nn.Module]:
-        """The inner strategy's site models."""
-        return self.inner.site_models(clients)
-
-    def finish_client(self, client: Client) -> dict | None:
-        """The inner strategy's end-of-run work at a site."""
-        return self.inner.finish_client(client)
-
-    def summarize_finish(self, facts: dict[str, dict], state: ServerState, names: dict[int, str]) -> dict | None:
-        """The inner strategy's end-of-run summary."""
-        return self.inner.summarize_finish(facts, state, names)
 
     def describe(self) -> dict:
         """The inner strategy's settings plus the encoding."""
