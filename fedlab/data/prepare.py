@@ -31,6 +31,7 @@ from fedlab.data.errors import DataError
 from fedlab.data.imaging import Preprocessing, load_pairs
 from fedlab.data.layouts import best_layout, list_pairs, site_present
 from fedlab.data.manifest import Manifest, load_manifest
+from fedlab.processes import pid_alive
 
 CACHE_FORMAT = 2
 CACHE_ENV = "FEDLAB_CACHE_DIR"
@@ -127,21 +128,11 @@ def _write_atomic(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _remove_stale_temp_files(out: Path) -> None:
     """Delete temp files left by interrupted runs (not those of a run still in progress)."""
     for tmp in out.glob("*.tmp"):
         pid = tmp.name.rsplit(".", 2)[-2]
-        if not (pid.isdigit() and int(pid) != os.getpid() and _pid_alive(int(pid))):
+        if not (pid.isdigit() and int(pid) != os.getpid() and pid_alive(int(pid))):
             tmp.unlink(missing_ok=True)
 
 

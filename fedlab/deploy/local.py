@@ -54,6 +54,7 @@ from fedlab.deploy.node import NodeConfig
 from fedlab.deploy.runspec import RunSpec
 from fedlab.federation.history import History
 from fedlab.federation.strategies import Strategy
+from fedlab.processes import pid_alive
 
 EXECUTORS = ("warm", "process", "subprocess")
 FEDERATION_NAME = "local-deployment"
@@ -101,23 +102,6 @@ def cpu_seconds(pids: list[int]) -> float:
         except (OSError, IndexError, ValueError):
             pass
     return total
-
-
-def pid_alive(pid: int) -> bool:
-    """True when process ``pid`` exists and is not a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        if sys.platform.startswith("linux"):
-            return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
