@@ -326,10 +326,19 @@ def _log_line(history: History, rnd: int, rounds: int) -> str:
     return "  ".join(parts)
 
 
+def _score_text(metric: str, value: float) -> str:
+    """A score in the unit the lessons' tables use: IoU in %, distances in pixels, the rest as fractions."""
+    if metric == "iou":
+        return f"IoU {100 * value:.1f}%"
+    if metric in ("assd", "hd95"):
+        return f"{metric.upper()} {value:.2f} px"
+    return f"{metric} {value:.3f}"
+
+
 def _summary_line(history: History) -> str:
     """One line per finished run: method, rounds, time, site-mean final test scores."""
     final = history.to_dataframe("final")
     means = final.groupby("metric", sort=False)["value"].mean()
-    scores = "  ".join(f"{m} {v:.3f}" for m, v in means.items())
+    scores = "  ".join(_score_text(m, v) for m, v in means.items())
     rounds = history.info.get("rounds")
     return f"{history.method}: {rounds} rounds in {history.info.get('seconds', 0):.0f} s; site-mean test {scores}"
