@@ -3,13 +3,15 @@
 ``make reproduce`` runs ``python -m fedlab.reproduce``: each ``notebooks/NN_*.ipynb`` is executed
 with the chosen preset into ``outputs/<notebook>/`` (the executed notebook, results.csv and
 summary.json). A notebook that fails does not stop the others; the command exits non-zero and
-names it, and its partial output notebook is kept for inspection.
+names it, and its partial output notebook is kept for inspection. Progress bars are off in these
+unattended runs (``TQDM_DISABLE=1`` unless set): the executed notebooks show each run's summary line.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -113,6 +115,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="default: $FEDLAB_OUTPUT_ROOT, else outputs/ in the checkout")
     parser.add_argument("--only", nargs="*", help="notebook prefixes, e.g. 01 03")
     args = parser.parse_args(argv)
+    # Nobody watches these kernels: a saved notebook cannot show a progress widget (only its first frame,
+    # "0%| | 0/30"), so the executed copies keep the runs' one-line summaries instead. Set TQDM_DISABLE to keep bars.
+    os.environ.setdefault("TQDM_DISABLE", "1")
     return reproduce(args.preset, output_root=args.output_root, only=args.only)
 
 

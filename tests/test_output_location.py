@@ -86,3 +86,21 @@ def test_make_reproduce_uses_the_same_default(tmp_path, monkeypatch):
     expected = repo.resolve() / "outputs" / "01_x"
     assert Path(seen["output_dir"]) == expected and seen["dst"].parent == expected
     assert seen["cwd"] == str(repo / "notebooks")
+
+
+@pytest.mark.parametrize("preset_env, expected", [(None, "1"), ("0", "0")])
+def test_make_reproduce_turns_progress_widgets_off_unless_asked(monkeypatch, preset_env, expected):
+    """Unattended kernels save only a widget's first frame, so ``make reproduce`` disables tqdm unless
+    TQDM_DISABLE is set; the kernels papermill starts inherit the environment it had when they started."""
+    import os
+
+    import fedlab.reproduce as rep
+
+    if preset_env is None:
+        monkeypatch.delenv("TQDM_DISABLE", raising=False)
+    else:
+        monkeypatch.setenv("TQDM_DISABLE", preset_env)
+    seen = {}
+    monkeypatch.setattr(rep, "reproduce", lambda *a, **k: seen.setdefault("env", os.environ.get("TQDM_DISABLE")) and 0)
+    rep.main(["--preset", "smoke"])
+    assert seen["env"] == expected
