@@ -9,7 +9,7 @@ its Figure (no ``plt.show()``).
 * :mod:`fedlab.viz.deploy`: a local Flower deployment's processes and round times (lesson 05);
 * :mod:`fedlab.viz.privacy`: reconstructions, leakage sweeps, masked uploads, privacy-utility and epsilon (06-07);
 * :mod:`fedlab.viz.robustness`: aggregation rules, scenarios and site weights (lesson 08);
-* :mod:`fedlab.viz.heterogeneity`: client drift, label skew, score against upload (lesson 09).
+* :mod:`fedlab.viz.heterogeneity`: client drift, label skew (lesson 09).
 
 Everything public is also importable from ``fedlab.viz`` directly.
 """
@@ -28,10 +28,9 @@ from fedlab.viz.federation import (
     plot_layer_sharing,
     plot_learning_curves,
     plot_metric_vs_bytes,
-    plot_site_bars,
     plot_site_samples,
 )
-from fedlab.viz.heterogeneity import plot_axis_samples, plot_label_counts, plot_quadratic_paths, plot_score_vs_upload
+from fedlab.viz.heterogeneity import plot_axis_samples, plot_label_counts, plot_quadratic_paths
 from fedlab.viz.lcfed import plot_calibration_steps, plot_gate_correlation, plot_site_gates
 from fedlab.viz.personalization import plot_site_scores, plot_sweep_gain
 from fedlab.viz.privacy import (
@@ -51,7 +50,6 @@ __all__ = [
     "plot_grouped_bars",
     "plot_label_counts",
     "plot_quadratic_paths",
-    "plot_score_vs_upload",
     "plot_site_weights",
     "plot_calibration_steps",
     "plot_clipping",
@@ -71,7 +69,6 @@ __all__ = [
     "plot_privacy_utility",
     "plot_reconstructions",
     "plot_settings_diagram",
-    "plot_site_bars",
     "plot_gate_correlation",
     "plot_site_gates",
     "plot_site_scores",

@@ -151,45 +151,39 @@ def plot_learning_curves(histories, metric: str = "dice", split: str = "test", t
     return fig
 
 
-def plot_site_bars(table, metric: str = "dice", title: str = "", ax=None):
-    """Grouped bars: one group per site, one bar per method.
+def plot_metric_vs_bytes(histories, metric: str = "dice", split: str = "test", title: str = "", ax=None,
+                         direction: str = "both", log_x: bool = False):
+    """Mean-over-sites curve ``metric`` against cumulative bytes communicated, one line per run.
 
     Args:
-        table: DataFrame with columns method, site, metric, value (e.g. final rows of several runs).
-        metric: Which metric to show.
-        title: Figure title (include whether the data are synthetic).
+        histories: A list of Histories (labelled by ``info["label"]``, else the method) or ``{label: History}``.
+        metric: A curve metric (Dice for segmentation).
+        split: "val" or "test".
+        title: Title.
         ax: Optional Axes.
+        direction: "both" (uploads and downloads, in MiB) or "up" (uploads only, in MB, as lesson 09's
+            compression table counts them).
+        log_x: A symmetric-log x axis (for uploads that differ by orders of magnitude).
 
     Returns:
         The matplotlib Figure.
     """
     import matplotlib.pyplot as plt
 
-    wide = table[table["metric"] == metric].pivot_table(index="site", columns="method", values="value", sort=False)
-    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(7, 3.5))
-    wide.plot.bar(ax=ax, rot=0, width=0.8)
-    ax.set_ylabel(metric)
-    ax.set_title(title)
-    ax.grid(axis="y", alpha=0.3)
-    ax.legend(ncol=min(len(wide.columns), 4), fontsize=8)
-    fig.tight_layout()
-    return fig
-
-
-def plot_metric_vs_bytes(histories, metric: str = "dice", split: str = "test", title: str = "", ax=None):
-    """Mean-over-sites ``metric`` against cumulative bytes communicated (up + down), one line per run."""
-    import matplotlib.pyplot as plt
-
-    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(6, 4))
-    for h in histories:
-        ledger = h.ledger_dataframe()
+    if direction not in ("both", "up"):
+        raise ValueError(f"direction must be 'both' or 'up', got {direction!r}")
+    runs = histories.items() if isinstance(histories, dict) else [(h.info.get("label", h.method), h) for h in histories]
+    unit, size = ("MiB", 2**20) if direction == "both" else ("MB", 1e6)
+    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(6.4, 4))
+    for label, h in runs:
+        per_round = [row["bytes_up"] + (row["bytes_down"] if direction == "both" else 0) for row in h.ledger]
+        cum = np.cumsum([0, *per_round]) / size  # cum[r] = bytes after round r (round 0 = before training)
         df = h.to_dataframe("curve")
-        df = df[(df["metric"] == metric) & (df["split"] == split)]
-        mean = df.groupby("round")["value"].mean()
-        cum = {0: 0.0, **dict(zip(ledger["round"], ledger["cum_bytes"], strict=True))}
-        ax.plot([cum[r] / 2**20 for r in mean.index], mean.values, marker="o", ms=3,
-                label=h.info.get("label", h.method))
-    ax.set_xlabel("MiB communicated (up + down, all clients)")
+        mean = df[(df["metric"] == metric) & (df["split"] == split)].groupby("round")["value"].mean()
+        ax.plot(cum[mean.index.to_numpy()], mean.to_numpy(), marker="o", ms=3, label=label)
+    if log_x:
+        ax.set_xscale("symlog", linthresh=0.1)
+    ax.set_xlabel(f"{unit} {'communicated (up + down' if direction == 'both' else 'uploaded (all sites'}, cumulative)")
     ax.set_ylabel(f"{split} {metric} (mean over sites)")
     ax.set_title(title)
     ax.grid(alpha=0.3)

@@ -105,32 +105,4 @@ def plot_label_counts(counts: Mapping[str, pd.DataFrame], title: str = "") -> Fi
     return fig
 
 
-def plot_score_vs_upload(histories: Mapping[str, object], metric: str = "dice", split: str = "test",
-                         title: str = "", ax: plt.Axes | None = None) -> Figure:
-    """Mean-over-sites curve ``metric`` against cumulative bytes *uploaded* (all sites), one line per run.
-
-    Args:
-        histories: ``{label: History}``.
-        metric: A curve metric (Dice for segmentation).
-        split: "val" or "test".
-        title: Title.
-        ax: Optional Axes.
-    """
-    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(6.4, 4))
-    for label, h in histories.items():
-        up = np.cumsum([0] + [row["bytes_up"] for row in h.ledger]) / 1e6
-        df = h.to_dataframe("curve")
-        df = df[(df["metric"] == metric) & (df["split"] == split)]
-        mean = df.groupby("round")["value"].mean()
-        ax.plot(up[mean.index.to_numpy()], mean.to_numpy(), marker="o", ms=3, label=label)
-    ax.set_xscale("symlog", linthresh=0.1)
-    ax.set_xlabel("MB uploaded (all sites, cumulative)")
-    ax.set_ylabel(f"{split} {metric} (mean over sites)")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
-
-
-__all__ = ["plot_axis_samples", "plot_label_counts", "plot_quadratic_paths", "plot_score_vs_upload"]
+__all__ = ["plot_axis_samples", "plot_label_counts", "plot_quadratic_paths"]
