@@ -56,7 +56,8 @@ def test_pcs_gate_equals_the_written_formula():
     m = torch.sigmoid(score(x.mean((2, 3))) + score(x.amax((2, 3))))[:, :, None, None]
     torch.testing.assert_close(gate, m)
     torch.testing.assert_close(out, x * m + x)
-    assert s1.shape == (4, 64)  # 2C -> max(4, C/16)
+    assert s1.shape == (16, 64)  # 2C -> max(16, C/16): the paper's 16 hidden units at every width
+    assert PersonalizedChannelSelection(channels=512, num_sites=4).score[0].weight.shape == (32, 1024)  # C/16
 
 
 def test_pcs_is_registered_trained_saved_and_shared():

@@ -72,7 +72,7 @@ def test_gate_structure_rejects_bad_shapes():
 
 def test_pcs_hidden_units_finds_dead_and_code_blind_units():
     torch.manual_seed(0)
-    pcs = PersonalizedChannelSelection(channels=8, num_sites=4)  # 4 hidden units
+    pcs = PersonalizedChannelSelection(channels=8, num_sites=4, min_hidden=4)  # 4 hidden units
     with torch.no_grad():
         w = pcs.score[0].weight  # (hidden, 2C): first C columns read the pooled feature, last C the embedding
         w[0] = -10.0  # never fires: features are >= 0 here, the embedding bounded
