@@ -115,8 +115,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="default: $FEDLAB_OUTPUT_ROOT, else outputs/ in the checkout")
     parser.add_argument("--only", nargs="*", help="notebook prefixes, e.g. 01 03")
     args = parser.parse_args(argv)
-    # Nobody watches these kernels: a saved notebook cannot show a progress widget (only its first frame,
-    # "0%| | 0/30"), so the executed copies keep the runs' one-line summaries instead. Set TQDM_DISABLE to keep bars.
+    # Nobody watches these kernels: the executed copies keep the runs' one-line summaries, without the bars'
+    # in-place updates. Set TQDM_DISABLE=0 to keep bars.
     os.environ.setdefault("TQDM_DISABLE", "1")
     return reproduce(args.preset, output_root=args.output_root, only=args.only)
 

@@ -131,6 +131,13 @@ def test_notebook_01_runs_clean_in_jupyterlab_and_its_slider_redraws(lab, page):
     assert pngs >= 4, f"only {pngs} figures in the outputs"
     assert rendered >= pngs, f"{pngs} figures in the outputs, {rendered} rendered on the page"
 
+    save_notebook(page)  # as a student saves it: no widget state, only what the outputs hold
+    saved = json.loads((lab.root / "notebooks" / "01_fedavg.ipynb").read_text())
+    texts = ["".join(o.get("data", {}).get("text/plain", o.get("text", "")))
+             for c in saved["cells"] if c["cell_type"] == "code" for o in c["outputs"]]
+    first_frames = [t for t in texts if re.search(r"(^|\s)0%\|", t)]
+    assert not first_frames, f"the saved notebook shows progress bars as never started: {first_frames[:3]}"
+
     summary = json.loads((lab.root / "outputs" / "01_fedavg" / "summary.json").read_text())
     assert summary["preset"] == "smoke" and summary["notebook"] == "01_fedavg"
 

@@ -89,9 +89,9 @@ def test_make_reproduce_uses_the_same_default(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("preset_env, expected", [(None, "1"), ("0", "0")])
-def test_make_reproduce_turns_progress_widgets_off_unless_asked(monkeypatch, preset_env, expected):
-    """Unattended kernels save only a widget's first frame, so ``make reproduce`` disables tqdm unless
-    TQDM_DISABLE is set; the kernels papermill starts inherit the environment it had when they started."""
+def test_make_reproduce_turns_progress_bars_off_unless_asked(monkeypatch, preset_env, expected):
+    """Nobody watches ``make reproduce``'s kernels, so it disables tqdm unless TQDM_DISABLE is set; the kernels
+    papermill starts inherit the environment it had when they started."""
     import os
 
     import fedlab.reproduce as rep

@@ -43,8 +43,6 @@ import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
 import fedlab
 from fedlab.config import Config, get_config
 from fedlab.data.federation import Federation
@@ -55,6 +53,7 @@ from fedlab.deploy.runspec import RunSpec
 from fedlab.federation.history import History
 from fedlab.federation.strategies import Strategy
 from fedlab.processes import pid_alive
+from fedlab.progress import progress_bar
 
 EXECUTORS = ("warm", "process", "subprocess")
 FEDERATION_NAME = "local-deployment"
@@ -461,7 +460,7 @@ class LocalDeployment:
         timings = {"submit": time.perf_counter() - tic}
         deadline = time.monotonic() + (timeout or spec.connect_timeout + (spec.rounds + 2) * spec.reply_timeout)
         switch = {} if progress is None else {"disable": not progress}
-        bar = tqdm(total=spec.rounds, desc=f"{strategy.name} on Flower", leave=False, mininterval=1.0, **switch)
+        bar = progress_bar(total=spec.rounds, desc=f"{strategy.name} on Flower", leave=False, mininterval=1.0, **switch)
         status_file, progress_file, seen = out / "status.json", out / "progress.jsonl", 0
         try:
             while not status_file.exists():

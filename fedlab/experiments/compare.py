@@ -23,7 +23,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
-from tqdm.auto import tqdm
 
 from fedlab.config import PRESETS, get_config
 from fedlab.data.loading import load_federation
@@ -31,6 +30,7 @@ from fedlab.experiments.lcfed import paper_table, reference_table, results_frame
 from fedlab.federation.cache import RunCache
 from fedlab.federation.identity import code_version
 from fedlab.federation.strategies import STRATEGIES
+from fedlab.progress import progress_bar
 from fedlab.reproducibility import package_versions, select_device
 
 CURVE_COLUMNS = ["method", "site", "metric", "split", "seed", "round", "value"]
@@ -122,7 +122,7 @@ def compare(dataset: str, methods: Sequence[str], preset: str = "classroom", see
     tic = time.perf_counter()
     results, curves, tables, federation = [], [], [], None
     bar_switch = {} if progress is None else {"disable": not progress}
-    bar = tqdm(total=len(seeds) * len(methods), desc=f"compare {dataset}", **bar_switch)
+    bar = progress_bar(total=len(seeds) * len(methods), desc=f"compare {dataset}", **bar_switch)
     for seed in seeds:
         federation = load_federation(dataset, data_dir, config=config, seed=seed)
         histories = {}

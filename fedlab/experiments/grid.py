@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from fedlab.config import Config
 from fedlab.data.federation import Federation
@@ -22,6 +21,7 @@ from fedlab.federation.history import History
 from fedlab.federation.simulation import run_federation
 from fedlab.federation.strategies.base import Strategy
 from fedlab.notebook import RESULT_COLUMNS
+from fedlab.progress import progress_bar
 
 #: A federation per scenario, or a function of the seed that builds it.
 Scenario = Federation | Callable[[int], Federation]
@@ -69,7 +69,7 @@ def run_grid(scenarios: Mapping[str, Scenario], methods: Mapping[str, Callable[[
     switch = {} if progress is None else {"disable": not progress}
     frames, ledger, histories = [], [], {}
     built: dict[tuple[str, int], Federation] = {}
-    for scenario, method, seed in tqdm(jobs, desc="runs", leave=False, **switch):
+    for scenario, method, seed in progress_bar(jobs, desc="runs", leave=False, **switch):
         strategy = methods[method](scenario)
         if strategy is None:
             continue

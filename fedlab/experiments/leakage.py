@@ -195,7 +195,7 @@ def defence_sweep(model: nn.Module, task: SliceTask, *, batch_sizes: Sequence[in
     Returns:
         A DataFrame (one row per attack run, no images) and ``{(defence, level, method): reconstruction}``.
     """
-    from tqdm.auto import tqdm
+    from fedlab.progress import progress_bar
 
     batch_sizes = [b for b in batch_sizes if b < len(task.images)]  # one slice at least stays out for the prior
     if not batch_sizes:
@@ -205,7 +205,7 @@ def defence_sweep(model: nn.Module, task: SliceTask, *, batch_sizes: Sequence[in
     plan += [("top-k", f, m) for f in topk_fractions for m in methods]
     rows, images = [], {}
     switch = {} if progress is None else {"disable": not progress}  # None: tqdm reads $TQDM_DISABLE itself
-    for kind, level, method in tqdm(plan, desc="attacks", leave=False, **switch):
+    for kind, level, method in progress_bar(plan, desc="attacks", leave=False, **switch):
         batch = int(level) if kind == "batch" else 1
         x, y = task.batch(batch)
         defence = "none" if kind == "batch" else kind

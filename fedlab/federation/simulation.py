@@ -28,7 +28,6 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from fedlab.config import Config, get_config
 from fedlab.data.federation import Federation, FederationSpec, Site
@@ -42,6 +41,7 @@ from fedlab.federation.messages import Message, Reply
 from fedlab.federation.strategies.base import ServerState, Strategy
 from fedlab.models.logistic import LogisticRegression
 from fedlab.models.unet import build_unet
+from fedlab.progress import progress_bar
 from fedlab.reproducibility import select_device
 
 __all__ = ["CHECKPOINT_NAME", "build_network", "default_model", "deliver", "evaluate_site_round", "initial_model",
@@ -168,7 +168,7 @@ def run_federation(
         _evaluate_round(strategy, clients, fed, history, best, 0, select, config)
 
     switch = {} if progress is None else {"disable": not progress}  # None: tqdm reads $TQDM_DISABLE itself
-    bar = tqdm(range(start + 1, rounds + 1), desc=strategy.name, leave=False, mininterval=1.0, initial=start,
+    bar = progress_bar(range(start + 1, rounds + 1), desc=strategy.name, leave=False, mininterval=1.0, initial=start,
                total=rounds, **switch)
     for rnd in bar:
         tic = time.perf_counter()
