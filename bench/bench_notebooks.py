@@ -9,6 +9,10 @@ machine, not ratios: compare them only with times measured on the same machine.
 
     python bench/bench_notebooks.py --preset smoke
     python bench/bench_notebooks.py --preset classroom --only 01 02
+    python bench/bench_notebooks.py --preset classroom --jobs 2   # as make reproduce on 2 cores: 2 at a time
+
+With ``--jobs 2`` the per-notebook times are those of two notebooks sharing the machine; the total is
+what ``make reproduce`` takes (without its one-off installation).
 """
 
 from __future__ import annotations
@@ -82,17 +86,31 @@ def load_average() -> float | None:
     return round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
 
 
+def _entry(out_dir: Path, status: str, seconds: float) -> dict:
+    """One notebook's record: status, end-to-end seconds and what its summary.json says."""
+    entry: dict = {"status": status, "end_to_end_s": round(seconds, 1)}
+    summary_path = out_dir / "summary.json"
+    if status == "ok" and summary_path.exists():
+        summary = json.loads(summary_path.read_text())
+        entry["wall_time_s"] = summary.get("wall_time_s")
+        entry["preset_in_summary"] = summary.get("preset")
+        entry["device"] = (summary.get("receipt") or {}).get("device")
+    entry["load_average_1min_after"] = load_average()
+    return entry
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the notebooks, write the result file; exit status 1 when a notebook failed."""
     sys.path.insert(0, str(REPO))
     from fedlab.config import PRESET_ENV
-    from fedlab.reproduce import find_notebooks, run_notebook
+    from fedlab.reproduce import find_notebooks, run_notebook, run_parallel
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="smoke", choices=["smoke", "classroom", "paper"])
     parser.add_argument("--only", nargs="*", help="notebook prefixes, e.g. 01 02 (default: all)")
     parser.add_argument("--output-root", default="", help="where the notebooks write (default: a temporary folder)")
     parser.add_argument("--out", default="", help="result file (default: bench/results/notebooks_<preset>.json)")
+    parser.add_argument("--jobs", type=int, default=1, help="notebooks at once, as make reproduce --jobs")
     args = parser.parse_args(argv)
 
     notebooks = find_notebooks(REPO / "notebooks")
@@ -108,7 +126,9 @@ def main(argv: list[str] | None = None) -> int:
     out_file = Path(args.out or REPO / "bench" / "results" / f"notebooks_{args.preset}.json")
 
     record = {
-        "what": "wall time of each lesson notebook, executed with papermill one after another (as make reproduce)",
+        "what": ("wall time of each lesson notebook, executed with papermill "
+                 + ("one after another" if args.jobs == 1 else f"{args.jobs} at a time (as make reproduce)")),
+        "jobs": args.jobs,
         "preset": args.preset,
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "git": git_commit(),
@@ -119,26 +139,25 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine: {record['machine']['cpu_model']}, {record['machine']['cpu_cores_usable']} usable cores, "
           f"torch threads {record['machine']['torch_threads']}, GPU {record['machine']['gpu']}", flush=True)
     total = time.perf_counter()
-    for nb in notebooks:
+    if args.jobs > 1:
+        record["threads_per_kernel"] = max(1, record["machine"]["cpu_cores_usable"] // args.jobs)
+        outcome = run_parallel(notebooks, output_root, args.preset, args.jobs)
+        for nb in notebooks:
+            ok, seconds = outcome[nb.stem]
+            record["notebooks"][nb.stem] = _entry(output_root / nb.stem, "ok" if ok else "failed", seconds)
+    for nb in notebooks if args.jobs == 1 else []:
         out_dir = output_root / nb.stem
         print(f"== {nb.stem} (preset={args.preset})", flush=True)
         tic = time.perf_counter()
-        entry: dict = {}
+        error = None
         try:
             run_notebook(nb, out_dir, args.preset)
-            entry["status"] = "ok"
         except Exception as err:  # record the failure and go on, as make reproduce does
-            entry["status"] = "failed"
             # papermill's error carries the failing cell's exception as ename/evalue
-            entry["error"] = f"{getattr(err, 'ename', type(err).__name__)}: {getattr(err, 'evalue', str(err))[:300]}"
-        entry["end_to_end_s"] = round(time.perf_counter() - tic, 1)
-        summary_path = out_dir / "summary.json"
-        if entry["status"] == "ok" and summary_path.exists():
-            summary = json.loads(summary_path.read_text())
-            entry["wall_time_s"] = summary.get("wall_time_s")
-            entry["preset_in_summary"] = summary.get("preset")
-            entry["device"] = (summary.get("receipt") or {}).get("device")
-        entry["load_average_1min_after"] = load_average()
+            error = f"{getattr(err, 'ename', type(err).__name__)}: {getattr(err, 'evalue', str(err))[:300]}"
+        entry = _entry(out_dir, "failed" if error else "ok", time.perf_counter() - tic)
+        if error:
+            entry["error"] = error
         record["notebooks"][nb.stem] = entry
         print(f"   {entry['status']}: end to end {entry['end_to_end_s']} s, inside the notebook "
               f"{entry.get('wall_time_s')} s", flush=True)
