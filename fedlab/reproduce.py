@@ -27,8 +27,9 @@ import pandas as pd
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
-#: Notebook prefix -> the prefixes whose runs it takes from the run cache (it starts after them).
-REUSES: dict[str, tuple[str, ...]] = {"03": ("02",)}
+#: Notebook prefix -> the prefixes whose runs it takes from the run cache (it starts after them): 02 reuses
+#: 01's Local and FedAvg runs, 03 reuses 02's baselines.
+REUSES: dict[str, tuple[str, ...]] = {"02": ("01",), "03": ("01", "02")}
 
 
 def find_notebooks(notebooks_dir: str | Path) -> list[Path]:

@@ -12,6 +12,8 @@ import platform
 import random
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -119,3 +121,21 @@ def run_receipt(seed: int, config: object | None = None, data_source: object | N
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "env": {k: os.environ[k] for k in ("FEDLAB_PRESET", "FEDLAB_DATA_DIR") if k in os.environ},
     }
+
+
+@contextmanager
+def cpu_threads(num_threads: int | None) -> Iterator[None]:
+    """Temporarily set torch's intra-op CPU threads (restored on exit; ``None`` = leave as is).
+
+    Two uses: a model far too small for intra-op parallelism (a logistic regression on a few hundred
+    subjects: on a busy 2-core machine two OpenMP threads make each step several times slower than one),
+    and bit-for-bit comparisons between processes: a CPU sum split over a different number of threads is
+    added in a different order, so a simulation equals a deployment's nodes only with the nodes' thread count.
+    """
+    old = torch.get_num_threads()
+    if num_threads:
+        torch.set_num_threads(num_threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)

@@ -14,8 +14,9 @@ P = [Path(f"{n}_x.ipynb") for n in ("01", "02", "03", "04")]
 
 
 def test_a_notebook_waits_for_the_ones_it_reuses():
-    assert REUSES["03"] == ("02",)
+    assert REUSES["03"] == ("01", "02") and REUSES["02"] == ("01",)
     # 02 running: 03 must wait, 04 may start
+    assert schedule_ready([P[1], P[2], P[3]], finished=set(), running={"01"}) == P[3]
     assert schedule_ready([P[2], P[3]], finished={"01"}, running={"02"}) == P[3]
     assert schedule_ready([P[2]], finished={"01"}, running={"02"}) is None
     # 02 finished (successfully or not): 03 may start

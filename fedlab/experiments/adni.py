@@ -30,8 +30,7 @@ test data.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,7 +53,7 @@ from fedlab.models.logistic import (
     smoothness_constant,
 )
 from fedlab.reference import read_reference
-from fedlab.reproducibility import select_device
+from fedlab.reproducibility import cpu_threads, select_device
 
 METHODS: tuple[str, ...] = ("Cross", "Single", "Mix", "FedAvg", "FedSGD", "FedProx")
 FEDERATED: tuple[str, ...] = ("FedAvg", "FedSGD", "FedProx")
@@ -84,20 +83,6 @@ class Comparison:
     convergence: pd.DataFrame
 
 
-@contextmanager
-def cpu_threads(num_threads: int | None) -> Iterator[None]:
-    """Temporarily set torch's intra-op CPU threads (restored on exit; ``None`` = leave as is).
-
-    A logistic regression on a few hundred subjects is far too small for intra-op parallelism: on a
-    busy 2-core machine, two OpenMP threads make each step several times slower than one.
-    """
-    old = torch.get_num_threads()
-    if num_threads:
-        torch.set_num_threads(num_threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 def make_strategy(method: str, config: TabularConfig):
