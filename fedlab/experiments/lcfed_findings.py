@@ -168,12 +168,12 @@ def describe_gates(structures: Mapping[str, dict], with_loss: str, without_loss:
         text += "."
     if hidden is not None:
         units, responding = len(hidden), int(hidden["responds"].sum())
-        width = f" (C/16 with a floor of 4, C = {channels} bottleneck channels here)" if channels else ""
+        width = (f" (max(16, C/16) units with C = {channels} bottleneck channels here; the paper's 256 channels "
+                 "give 16)") if channels else ""
         text += (f" Why: the site code reaches the gate only through the scoring MLP's "
                  f"{units} hidden ReLU units{width}, and {responding} of them "
                  f"{'responds' if responding == 1 else 'respond'} to the code at all "
-                 f"(the others never fire or fire the same way for every site); the paper's 256-channel bottleneck "
-                 "has 16 such units.")
+                 "(the others never fire or fire the same way for every site).")
     return text
 
 
