@@ -77,6 +77,7 @@ def test_describe_sweep_says_what_the_numbers_show():
     assert "**grows**" in grows and "**vanishes**" in grows and "+2.80 from the lowest" in grows
     flat = describe_sweep(_gain([0.02, 0.025, 0.021]))
     assert "**does not grow**" in flat and "does **not** vanish" in flat
+    assert "in between it is largest at level 1 (+2.50)" in flat and "not steadily" not in flat
     assert "**shrinks**" in describe_sweep(_gain([0.03, 0.01, 0.0]))
     peaked = describe_sweep(_gain([0.0, 0.05, 0.02]))
     assert "**grows**" in peaked and "not steadily: it is largest at level 1 (+5.00)" in peaked

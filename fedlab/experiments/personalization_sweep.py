@@ -149,9 +149,15 @@ def describe_sweep(gain: pd.DataFrame, baseline: str = "FedAvg", scale: float = 
                 trend = "**does not grow** with the level (it moves by less than the tolerance)"
             monotone = values.is_monotonic_increasing or values.is_monotonic_decreasing
             if len(values) > 2 and not monotone:
-                peak = values.idxmax() if change >= 0 else values.idxmin()
-                trend += (f", though not steadily: it is {'largest' if change >= 0 else 'smallest'} at level "
-                          f"{peak:g} ({values[peak]:+.2f})")
+                if abs(change) < tolerance:  # level at both ends, but not in between
+                    up = values.max() - first >= first - values.min()
+                    peak = values.idxmax() if up else values.idxmin()
+                    trend += (f"; in between it is {'largest' if up else 'smallest'} at level "
+                              f"{peak:g} ({values[peak]:+.2f})")
+                else:
+                    peak = values.idxmax() if change >= 0 else values.idxmin()
+                    trend += (f", though not steadily: it is {'largest' if change >= 0 else 'smallest'} at level "
+                              f"{peak:g} ({values[peak]:+.2f})")
             zero = ""
             if values.index[0] == 0:
                 zero = (f" Without {axis} differences (level 0) the gain is {first:+.2f}: it "
