@@ -10,7 +10,8 @@ Two families of lessons share the engine and therefore the engine fields of :cla
 Presets, for both families (:data:`PRESETS`, keyed family then preset):
 
 * ``smoke``: a notebook finishes in under 2 minutes on 2 CPU cores (tests, CI).
-* ``classroom`` (default): meaningful curves in under 10 minutes on a laptop CPU.
+* ``classroom`` (default): converged curves on a laptop CPU: each notebook alone in 0.5 to 15 minutes on 2
+  cores, all nine in about 25 minutes under ``make reproduce`` (``bench/results/notebooks_classroom*.json``).
 * ``paper``: the paper's protocol on a GPU (segmentation: the LC-Fed protocol of Wang et al., ECCV
   2022: 384x384 inputs, U-Net with base width 16 and 5 levels, InstanceNorm, Adam 1e-3, batch 6,
   50 iterations per round, 300 rounds).
