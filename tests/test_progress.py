@@ -48,7 +48,7 @@ def test_a_notebook_saved_after_the_run_shows_final_frames_not_first_ones(tmp_pa
 def test_outside_a_kernel_it_is_tqdms_text_bar():
     assert not in_notebook()
     out = io.StringIO()
-    bar = progress_bar(range(2), desc="x", file=out, mininterval=0)
+    bar = progress_bar(range(2), desc="x", file=out, mininterval=0, disable=False)  # make test sets TQDM_DISABLE
     assert type(bar) is text_tqdm and not isinstance(bar, NotebookBar)
     assert sum(1 for _ in bar) == 2
     assert "x: 100%" in out.getvalue() and "2/2" in out.getvalue()
