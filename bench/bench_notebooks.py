@@ -36,6 +36,8 @@ def machine() -> dict:
     """CPU model, cores, torch threads, GPU, load and versions of the machine the times come from."""
     import torch
 
+    from fedlab.reproduce import usable_cores
+
     cpu_model = platform.processor() or platform.machine()
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.exists():
@@ -43,7 +45,7 @@ def machine() -> dict:
             if line.startswith("model name"):
                 cpu_model = line.split(":", 1)[1].strip()
                 break
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    usable = usable_cores()
     gpu = None
     if torch.cuda.is_available():
         gpu = {"name": torch.cuda.get_device_name(0), "count": torch.cuda.device_count(),
@@ -103,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the notebooks, write the result file; exit status 1 when a notebook failed."""
     sys.path.insert(0, str(REPO))
     from fedlab.config import PRESET_ENV
-    from fedlab.reproduce import find_notebooks, run_notebook, run_parallel
+    from fedlab.reproduce import find_notebooks, kernel_threads, run_notebook, run_parallel
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="smoke", choices=["smoke", "classroom", "paper"])
@@ -140,27 +142,28 @@ def main(argv: list[str] | None = None) -> int:
           f"torch threads {record['machine']['torch_threads']}, GPU {record['machine']['gpu']}", flush=True)
     total = time.perf_counter()
     if args.jobs > 1:
-        record["threads_per_kernel"] = max(1, record["machine"]["cpu_cores_usable"] // args.jobs)
+        record["threads_per_kernel"] = kernel_threads(args.jobs)
         outcome = run_parallel(notebooks, output_root, args.preset, args.jobs)
         for nb in notebooks:
             ok, seconds = outcome[nb.stem]
             record["notebooks"][nb.stem] = _entry(output_root / nb.stem, "ok" if ok else "failed", seconds)
-    for nb in notebooks if args.jobs == 1 else []:
-        out_dir = output_root / nb.stem
-        print(f"== {nb.stem} (preset={args.preset})", flush=True)
-        tic = time.perf_counter()
-        error = None
-        try:
-            run_notebook(nb, out_dir, args.preset)
-        except Exception as err:  # record the failure and go on, as make reproduce does
-            # papermill's error carries the failing cell's exception as ename/evalue
-            error = f"{getattr(err, 'ename', type(err).__name__)}: {getattr(err, 'evalue', str(err))[:300]}"
-        entry = _entry(out_dir, "failed" if error else "ok", time.perf_counter() - tic)
-        if error:
-            entry["error"] = error
-        record["notebooks"][nb.stem] = entry
-        print(f"   {entry['status']}: end to end {entry['end_to_end_s']} s, inside the notebook "
-              f"{entry.get('wall_time_s')} s", flush=True)
+    else:
+        for nb in notebooks:
+            out_dir = output_root / nb.stem
+            print(f"== {nb.stem} (preset={args.preset})", flush=True)
+            tic = time.perf_counter()
+            error = None
+            try:
+                run_notebook(nb, out_dir, args.preset)
+            except Exception as err:  # record the failure and go on, as make reproduce does
+                # papermill's error carries the failing cell's exception as ename/evalue
+                error = f"{getattr(err, 'ename', type(err).__name__)}: {getattr(err, 'evalue', str(err))[:300]}"
+            entry = _entry(out_dir, "failed" if error else "ok", time.perf_counter() - tic)
+            if error:
+                entry["error"] = error
+            record["notebooks"][nb.stem] = entry
+            print(f"   {entry['status']}: end to end {entry['end_to_end_s']} s, inside the notebook "
+                  f"{entry.get('wall_time_s')} s", flush=True)
     record["total_end_to_end_s"] = round(time.perf_counter() - total, 1)
     record["environment"] = {k: os.environ[k] for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TQDM_DISABLE")
                              if k in os.environ}

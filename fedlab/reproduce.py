@@ -78,6 +78,11 @@ def usable_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
+def kernel_threads(jobs: int) -> int:
+    """CPU threads each of ``jobs`` notebook kernels gets: its share of :func:`usable_cores` (at least 1)."""
+    return max(1, usable_cores() // jobs)
+
+
 def _prefix(notebook: Path) -> str:
     return notebook.stem.split("_", 1)[0]
 
@@ -112,7 +117,7 @@ def run_parallel(notebooks: list[Path], output_root: Path, preset: str, jobs: in
     Returns:
         ``{notebook stem: (succeeded, seconds end to end)}`` in the order they finished.
     """
-    threads = max(1, usable_cores() // jobs)
+    threads = kernel_threads(jobs)
     pending, finished, outcome = list(notebooks), set(), {}
     running: dict[Future, Path] = {}
     print(f"running {jobs} notebooks at a time, {threads} CPU thread(s) each; "

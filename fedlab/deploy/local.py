@@ -137,7 +137,9 @@ class LocalDeployment:
         executor: "warm", "process" or "subprocess" (see the module docstring).
         fast_poll: Start SuperNodes with the adaptive 0.05-1 s poll (:mod:`fedlab.deploy.supernode`).
         threads: Torch / OpenMP threads of every process.
-        device: Where the nodes train ("cpu": bit for bit equal to a CPU simulation; "cuda", "auto").
+        device: Where the nodes train ("cpu": bit for bit equal to a CPU simulation run with the same number
+            of threads, ``with fedlab.reproducibility.cpu_threads(deployment.threads): run_federation(...)``:
+            a sum split over another number of threads is rounded differently; "cuda", "auto").
         start_timeout: Seconds to wait for each process to come up.
         reply_timeout: Seconds the server waits for a node's reply in one round before it fails the run.
         keep: Keep ``work_dir`` after :meth:`stop` (logs for a post-mortem).
