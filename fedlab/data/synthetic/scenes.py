@@ -25,9 +25,14 @@ What makes each task hard, and its real counterpart:
   outside, over the SD inside the gland) has a median of about 0.8, as measured on the real
   two-site sample (0.86; the old blob-in-noise generator had about 4).
 * **polyp endoscopy** (RGB): pink mucosa with haustral folds (curved ridges that look like polyp
-  edges), a dark lumen, vignetting and specular highlights; the polyp's colour is close to the
-  mucosa's and varies by patient, and flat (sessile) polyps have almost no dome shading, so their
-  boundary is faint, as in real colonoscopy where flat lesions are the ones most often missed.
+  edges), fine submucosal vessels, a dark lumen, vignetting and specular highlights. The polyp's
+  colour is close to the mucosa's and varies by patient; what shows it is what an endoscopist sees:
+  its relief and its surface. The endoscope lights the scene from the camera (coaxial light), so a
+  raised surface is as bright as the cosine between its normal and the view: a polyp's top is
+  bright and its steep sides dark. How much depends on its Paris class: flat elevated 0-IIa
+  (relief 0.15 of its radius, a faint outline: the lesions most often missed in real colonoscopy),
+  sessile 0-Is (0.5) or pedunculated 0-Ip (1.0). Normal mucosa shows its vessel network and the
+  polyp's surface does not (the lost vascular pattern of adenomas, used in the NICE classification).
 * **fundus** (RGB; disc-centred crop): orange retina, vessels that leave the disc and cross its rim,
   a pale peripapillary atrophy crescent beside the disc in some eyes (a bright distractor at the
   disc boundary), and a cup whose pallor fades into the rim (the cup outline is the least
@@ -186,6 +191,7 @@ def polyp_scene(rng: np.random.Generator, style: SiteStyle, num_cases: int, size
     u = rng.uniform(0, 1, (num_cases, 2)).astype(np.float32)[rep]
     spots = rng.uniform(0, size, (n, 4, 2)).astype(np.float32)
     ridge_field = smooth_field(rng, num_cases, size, 6 * px)[rep]  # haustral folds: its level lines
+    vessel_field = smooth_field(rng, n, size, 1.5 * px)  # the mucosa's fine vessels: its level lines
     jitter = boundary_jitter(rng, theta)
 
     mucosa = np.array([0.80, 0.45, 0.38], dtype=np.float32) * np.exp(0.05 * z[:, None, :3])  # (cases, 1, 3)
@@ -197,13 +203,19 @@ def polyp_scene(rng: np.random.Generator, style: SiteStyle, num_cases: int, size
     # haustral folds: thin bright ridges with a shadow on one side, curved like a polyp's edge
     ridge = np.exp(-((ridge_field / 0.12) ** 2))
     shadow = np.exp(-(((ridge_field - 0.2) / 0.12) ** 2))
+    # submucosal vessels: thin dark-red lines on normal mucosa (absent on the polyp's surface)
+    vessels = np.exp(-((vessel_field / 0.1) ** 2))[:, None] * np.array([0.15, 0.35, 0.35], np.float32)[:, None, None]
     tissue = mucosa * (1 - 0.75 * lumen[:, None]) * (1 + 0.18 * ridge[:, None] - 0.2 * shadow[:, None]) * vignette
+    tissue = tissue * (1 - vessels)
 
-    # polyp colour: close to the mucosa, redder or paler by patient; flat polyps have little dome shading
+    # the polyp: a dome of height relief * R lit by the endoscope's coaxial light, so its surface is
+    # as bright as the cosine between normal and view (dark steep sides, bright top). Paris classes:
+    # flat elevated 0-IIa (relief 0.15), sessile 0-Is (0.5), pedunculated 0-Ip (1.0)
+    relief = np.select([u[:, 0] < 0.25, u[:, 0] < 0.75], [0.15, 0.5], 1.0)[:, None, None].astype(np.float32)
+    r2 = np.clip(rho / np.maximum(boundary, 1e-3), 0, 1) ** 2
+    facing = np.sqrt((1 - r2) / np.maximum(1 - r2 + relief**2 * r2, 1e-6))  # cos(normal, view) in [0, 1]
     polyp_col = np.array([0.84, 0.48, 0.40], dtype=np.float32) * np.exp(0.07 * z[rep, None, 5:8])  # (N, 1, 3)
-    relief = np.where(u[:, 0] < 0.35, 0.08, 0.3)[:, None, None].astype(np.float32)  # sessile / pedunculated
-    dome = 1 - relief / 2 + relief * np.sqrt(np.clip(1 - rho / np.maximum(boundary, 1e-3), 0, 1))  # (N, H, W)
-    polyp = polyp_col[:, 0, :, None, None] * dome[:, None] * (1 + 0.05 * folds[:, None]) * vignette
+    polyp = polyp_col[:, 0, :, None, None] * (0.45 + 0.6 * facing[:, None]) * (1 + 0.05 * folds[:, None]) * vignette
     occ = soft_object(rho, boundary, edge=0.8 * px)[:, None]
     scene = tissue * (1 - occ) + polyp * occ
 

@@ -49,7 +49,10 @@ Polyp (four sites modelled on Kvasir-SEG, ETIS-Larib, CVC-ColonDB and CVC-Clinic
   -0.3 to +0.4 px (2.5-3.5 original px) imitate the looser polygon outlines of Kvasir-SEG and the
   tighter outlines of the CVC sets;
 * acquisition: colour cast, gamma and sharpness of different endoscope generations; ETIS frames are
-  high-resolution but small polyps, ColonDB frames are low-resolution and blurred.
+  high-resolution but small polyps, ColonDB frames are blurred (motion and defocus in video frames).
+  ColonDB's frames are also the smallest (574 x 500 px), but that is still more than any training
+  size here (32-384 px), so no polyp site is given a resolution loss: after resizing to the training
+  size every site's frames are sampled alike.
 
 Fundus (four sites modelled on Drishti-GS, RIM-ONE-r3, REFUGE-train and REFUGE-val; disc-centred
 crops):
@@ -268,7 +271,7 @@ SITE_STYLES: MappingProxyType[str, tuple[SiteStyle, ...]] = MappingProxyType({
         replace(_Y, name="B", cases=34, images_per_case=6, object_size=0.09, size_spread=0.4, noise=0.03,
                 colour_gain=(1.1, 0.9, 0.85), gamma=1.2, blur=0.4),
         replace(_Y, name="C", cases=15, images_per_case=25, object_size=0.11, colour_gain=(0.9, 1.0, 1.1),
-                contrast=0.8, resolution=1.8, blur=1.0, bias_field=0.3, noise=0.04, annotation_margin=-0.3),
+                contrast=0.8, blur=1.0, bias_field=0.3, noise=0.04, annotation_margin=-0.3),
         replace(_Y, name="D", cases=29, images_per_case=21, object_size=0.14, colour_gain=(1.05, 1.05, 0.9),
                 gamma=0.85, brightness=0.04, noise=0.03, irregularity=0.2, annotation_margin=-0.2),
     ),
