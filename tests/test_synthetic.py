@@ -362,6 +362,57 @@ def test_prostate_has_gland_like_distractors_and_shrinks_towards_apex_and_base()
     assert area[4] > 1.5 * area[0] and area[4] > 1.5 * area[-1]
 
 
+def _polyp_luminance_and_masks():
+    sample = _sample("polyp", _clean("polyp"), size=64)
+    return sample.images.mean(axis=1), sample.true_masks[:, 0] > 0  # (N, H, W) each
+
+
+def test_polyp_sides_are_darker_than_its_top_under_the_endoscope_light():
+    """Coaxial light: a raised polyp's steep sides face away from the camera, so its outline is drawn dark."""
+    from scipy.ndimage import binary_erosion
+
+    darkening = []
+    for img, mask in zip(*_polyp_luminance_and_masks(), strict=True):
+        core = binary_erosion(mask, iterations=max(1, int(0.5 * np.sqrt(mask.sum() / np.pi))))  # central half
+        rim = mask & ~binary_erosion(mask)  # the outermost pixel ring of the polyp
+        darkening.append(1 - img[rim].mean() / img[core].mean())
+    assert 0.1 < np.median(darkening) < 0.5  # visible, but the colour alone does not give the polyp away
+    assert min(darkening) > 0
+
+
+def test_polyp_surface_lacks_the_mucosal_vessels():
+    """Thin dark lines (vessels, dark in green) cover the mucosa but not the polyp's surface."""
+    from scipy.ndimage import binary_dilation, binary_erosion, gaussian_filter
+
+    sample = _sample("polyp", _clean("polyp"), size=64)
+    green, masks = sample.images[:, 1], sample.true_masks[:, 0] > 0
+    line = green < 0.85 * gaussian_filter(green, (0, 1.5, 1.5))  # darker than its neighbourhood
+    mucosa = np.stack([~binary_dilation(m, iterations=3) for m in masks])
+    surface = np.stack([binary_erosion(m, iterations=2) for m in masks])
+    assert line[mucosa].mean() > 0.05  # the old scene without vessels: 0.02 (fold shadows)
+    assert line[surface].mean() < 0.01
+
+
+def test_coaxial_shading_is_the_cosine_between_the_dome_normal_and_the_view():
+    from fedlab.data.synthetic.shapes import coaxial_shading
+
+    radius, step = 40.0, 0.01
+    x = np.arange(-radius, radius, step)
+    rho = np.abs(x)[None, None, :]  # a line through the centre of a round dome
+    boundary = np.full_like(rho, radius)
+    for relief in (0.15, 0.5, 1.0):
+        h = relief * np.sqrt(np.clip(radius**2 - x**2, 0, None))
+        slope = np.gradient(h, step)
+        expected = 1 / np.sqrt(1 + slope**2)  # the normal (-h', 1) against the view (0, 1)
+        inside = np.abs(x) < 0.95 * radius
+        got = coaxial_shading(rho, boundary, relief)[0, 0]
+        np.testing.assert_allclose(got[inside], expected[inside], atol=2e-3)
+    np.testing.assert_allclose(coaxial_shading(rho, boundary, 1.0)[0, 0], np.sqrt(np.clip(1 - (x / radius) ** 2, 0, 1)),
+                               atol=1e-5)  # a hemisphere
+    np.testing.assert_allclose(coaxial_shading(rho, boundary, 0.0)[rho < radius], 1.0, atol=1e-6)  # flat
+    assert coaxial_shading(np.array([[[50.0]]]), np.array([[[radius]]]), 1.0).item() == 0.0  # beyond the foot
+
+
 @pytest.mark.parametrize("dataset", ["prostate", "polyp", "fundus"])
 def test_site_sizes_follow_the_real_benchmarks(dataset):
     real_images = {"prostate": None, "polyp": (1000, 196, 380, 612), "fundus": (101, 159, 400, 400)}[dataset]

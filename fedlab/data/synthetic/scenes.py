@@ -47,6 +47,7 @@ import numpy as np
 
 from fedlab.data.synthetic.shapes import (
     boundary_jitter,
+    coaxial_shading,
     ellipse_region,
     object_mask,
     polar,
@@ -212,8 +213,7 @@ def polyp_scene(rng: np.random.Generator, style: SiteStyle, num_cases: int, size
     # as bright as the cosine between normal and view (dark steep sides, bright top). Paris classes:
     # flat elevated 0-IIa (relief 0.15), sessile 0-Is (0.5), pedunculated 0-Ip (1.0)
     relief = np.select([u[:, 0] < 0.25, u[:, 0] < 0.75], [0.15, 0.5], 1.0)[:, None, None].astype(np.float32)
-    r2 = np.clip(rho / np.maximum(boundary, 1e-3), 0, 1) ** 2
-    facing = np.sqrt((1 - r2) / np.maximum(1 - r2 + relief**2 * r2, 1e-6))  # cos(normal, view) in [0, 1]
+    facing = coaxial_shading(rho, boundary, relief)  # (N, H, W) cos(normal, view) in [0, 1]
     polyp_col = np.array([0.84, 0.48, 0.40], dtype=np.float32) * np.exp(0.07 * z[rep, None, 5:8])  # (N, 1, 3)
     polyp = polyp_col[:, 0, :, None, None] * (0.45 + 0.6 * facing[:, None]) * (1 + 0.05 * folds[:, None]) * vignette
     occ = soft_object(rho, boundary, edge=0.8 * px)[:, None]

@@ -149,6 +149,29 @@ def soft_object(rho: np.ndarray, boundary: np.ndarray, edge: float = 0.7) -> np.
     return 1.0 / (1.0 + np.exp(np.clip((rho - boundary) / edge, -60, 60)))
 
 
+def coaxial_shading(rho: np.ndarray, boundary: np.ndarray, relief: np.ndarray | float) -> np.ndarray:
+    """Brightness of a raised dome lit and seen from straight above (an endoscope's coaxial light).
+
+    The dome over the object ``rho <= boundary`` is a half spheroid of height ``relief * boundary``:
+    ``h = relief * sqrt(boundary**2 - rho**2)``. A matte surface lit from the camera is as bright as
+    the cosine between its normal and the view direction, ``1 / sqrt(1 + |grad h|**2)``, which is
+    ``sqrt((1 - s) / (1 - s + relief**2 * s))`` with ``s = (rho / boundary)**2``: 1 on the top, falling
+    to 0 at the foot of the dome, the faster the higher the dome (``relief = 1`` is a hemisphere,
+    ``sqrt(1 - s)``; ``relief = 0`` is flat, 1 everywhere inside). At and beyond the foot it is 0:
+    use it inside the object only.
+
+    Args:
+        rho: (N, H, W) distance of every pixel to the object's centre (pixels).
+        boundary: (N, H, W) the object's radius in that direction (pixels).
+        relief: Height over radius, a number or an array broadcastable to ``rho``.
+
+    Returns:
+        (N, H, W) float32 cosines in [0, 1].
+    """
+    s = np.clip(rho / np.maximum(boundary, 1e-3), 0, 1) ** 2
+    return np.sqrt((1 - s) / np.maximum(1 - s + np.square(relief) * s, 1e-6)).astype(np.float32)
+
+
 def resize(images: np.ndarray, size: int, antialias: bool = False) -> np.ndarray:
     """Bilinear resize of (N, C, h, w) float32 arrays to (N, C, size, size) (torch, multithreaded)."""
     out = F.interpolate(torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32)), size=(size, size),
