@@ -132,5 +132,7 @@ def test_describe_outcome_ranks_methods_names_every_smallest_site_and_compares_w
     assert "FT 73.0, FedAvg 72.0, Local Train 60.0" in text
     assert "FedAvg minus Local is +12.0 IoU points on average; at the smallest sites (40 training images each): " \
            "+10.0 at B, +16.0 at C." in text
+    one = describe_outcome(ours, paper, pd.Series({"A": 100, "B": 40, "C": 50}), "classroom", 0)
+    assert "at the smallest site (40 training images): +10.0 at B." in one
     assert "**FT** is ahead of FedAvg (+1.0); in the paper (real data) it is level with FedAvg (-0.5): " \
            "**not the paper's pattern**." in text

@@ -197,8 +197,8 @@ def describe_outcome(ours: pd.DataFrame, reference: pd.DataFrame | None, sizes: 
                              f"{letter.get(s, s)}" for s in smallest)
         d_avg = iou.loc[fedavg, "avg"] - iou.loc[local, "avg"]
         lines.append(f"* **Federation vs training alone:** FedAvg minus Local is {d_avg:+.1f} IoU points on average; "
-                     f"at the smallest site{'s' if len(smallest) > 1 else ''} ({int(sizes.min())} training images "
-                     f"each): {at_small}.")
+                     f"at the smallest site{'s' if len(smallest) > 1 else ''} ({int(sizes.min())} training images"
+                     f"{' each' if len(smallest) > 1 else ''}): {at_small}.")
     if fedavg:
         for method in iou.index:
             if method in (fedavg, local):

@@ -167,5 +167,5 @@ def describe_sweep(gain: pd.DataFrame, baseline: str = "FedAvg", scale: float = 
                          f"({change:+.2f} from the lowest to the highest level).{zero}")
     if not lines:
         return "The sweep has fewer than two levels per axis: nothing to compare."
-    return (f"Tolerance: {tolerance:g} {unit}; smaller changes are not called a trend, because these are single runs "
+    return (f"Tolerance ({unit}): {tolerance:g}; smaller changes are not called a trend, because these are single runs "
             "of one seed.\n\n" + "\n".join(lines))
