@@ -9,8 +9,9 @@ logit on the training images is the logit of that label's share of the pixels (i
 "prior" initialisation of Lin et al., Focal Loss for Dense Object Detection, 2017, sec. 4.1). That
 shift uses the pooled training labels of every site, so it is a diagnostic, not a federated method.
 
-For every run it records the initial mean probability of each output channel (on the training
-images) and, per site, the test Dice of disc and cup and the share of test pixels predicted as cup.
+For every run it records the initial mean probability and mean logit of each output channel (on the
+training images), the SD of the head's weights and the range of the per-channel means of the decoder
+feature the head reads, and, per site, the test Dice of disc and cup and the share of test pixels predicted as cup.
 
 Example (about 5 minutes on 2 cores)::
 
@@ -68,6 +69,8 @@ def run_case(data_seed: int, run_seed: int, prior: bool) -> dict:
             out.bias += torch.logit(label_share) - logits.mean(dim=(0, 2, 3))
             logits = model(x)
         start = torch.sigmoid(logits).mean(dim=(0, 2, 3))  # (2,) mean initial probability per channel
+        offset = logits.mean(dim=(0, 2, 3))  # (2,) mean initial logit per channel
+        feature_mean = model.features(x).mean(dim=(0, 2, 3))  # (C,) what the head reads, per channel
     t0 = time.perf_counter()
     history = run_methods(["FedAvg"], fed, config, seed=run_seed, device="cpu", progress=False,
                           model=model)["FedAvg"]
@@ -83,6 +86,9 @@ def run_case(data_seed: int, run_seed: int, prior: bool) -> dict:
     return {"data_seed": data_seed, "run_seed": run_seed, "prior_init": prior,
             "label_share": [round(float(v), 4) for v in label_share],
             "initial_mean_probability": [round(float(v), 3) for v in start],
+            "initial_mean_logit": [round(float(v), 2) for v in offset],
+            "head_weight_sd": round(float(model.head.weight.std()), 2),
+            "decoder_feature_mean_range": [round(float(feature_mean.min()), 2), round(float(feature_mean.max()), 2)],
             "sites": sites, "seconds": round(time.perf_counter() - t0, 1)}
 
 
