@@ -87,7 +87,7 @@ def run_case(data_seed: int, run_seed: int, prior: bool) -> dict:
             "label_share": [round(float(v), 4) for v in label_share],
             "initial_mean_probability": [round(float(v), 3) for v in start],
             "initial_mean_logit": [round(float(v), 2) for v in offset],
-            "head_weight_sd": round(float(model.head.weight.std()), 2),
+            "head_weight_sd": round(float(model.head.weight.detach().std()), 2),
             "decoder_feature_mean_range": [round(float(feature_mean.min()), 2), round(float(feature_mean.max()), 2)],
             "sites": sites, "seconds": round(time.perf_counter() - t0, 1)}
 
