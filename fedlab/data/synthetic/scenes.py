@@ -215,6 +215,7 @@ def polyp_scene(rng: np.random.Generator, style: SiteStyle, num_cases: int, size
     relief = np.select([u[:, 0] < 0.25, u[:, 0] < 0.75], [0.15, 0.5], 1.0)[:, None, None].astype(np.float32)
     facing = coaxial_shading(rho, boundary, relief)  # (N, H, W) cos(normal, view) in [0, 1]
     polyp_col = np.array([0.84, 0.48, 0.40], dtype=np.float32) * np.exp(0.07 * z[rep, None, 5:8])  # (N, 1, 3)
+    # light: 0.45 scattered (reaches every surface) + 0.6 direct, so a polyp's top is lit like the flat mucosa
     polyp = polyp_col[:, 0, :, None, None] * (0.45 + 0.6 * facing[:, None]) * (1 + 0.05 * folds[:, None]) * vignette
     occ = soft_object(rho, boundary, edge=0.8 * px)[:, None]
     scene = tissue * (1 - occ) + polyp * occ
