@@ -8,6 +8,9 @@ model changed in one way only: each output channel's bias is shifted so that its
 logit on the training images is the logit of that label's share of the pixels (in the spirit of the
 "prior" initialisation of Lin et al., Focal Loss for Dense Object Detection, 2017, sec. 4.1). That
 shift uses the pooled training labels of every site, so it is a diagnostic, not a federated method.
+Last, the failing run with its own initial model but another loss: MONAI's ``DiceCELoss`` (soft
+Dice plus binary cross-entropy on the sigmoid outputs, as nnU-Net trains) instead of the paper's
+soft Dice alone; this one would be a federated fix, since nothing but the loss changes.
 
 For every run it records the initial mean probability and mean logit of each output channel (on the
 training images), the SD of the head's weights and the range of the per-channel means of the decoder
@@ -32,9 +35,10 @@ from pathlib import Path
 
 import torch
 
-#: (data seed, run seed, prior initialisation): the sweep's failing and working seeds, both swaps,
-#: and the failing run seed started at the label prior.
-CASES = ((0, 0, False), (1, 1, False), (0, 1, False), (1, 0, False), (1, 0, True))
+#: (data seed, run seed, prior initialisation, loss): the sweep's failing and working seeds, both
+#: swaps, the failing run seed started at the label prior, and the failing run with Dice + CE.
+CASES = ((0, 0, False, "dice"), (1, 1, False, "dice"), (0, 1, False, "dice"), (1, 0, False, "dice"),
+         (1, 0, True, "dice"), (1, 0, False, "dice_ce"))
 
 
 def _label_dice(pred: torch.Tensor, target: torch.Tensor) -> list[float]:
@@ -46,13 +50,29 @@ def _label_dice(pred: torch.Tensor, target: torch.Tensor) -> list[float]:
     return [summary["dice_disc"], summary["dice_cup"]]
 
 
-def run_case(data_seed: int, run_seed: int, prior: bool) -> dict:
+def _fedavg(loss: str):
+    """FedAvg with the paper's soft Dice ("dice") or with MONAI's Dice + cross-entropy ("dice_ce")."""
+    from monai.losses import DiceCELoss
+
+    from fedlab.federation.strategies import FedAvg
+
+    if loss == "dice":
+        return FedAvg()
+
+    class FedAvgDiceCE(FedAvg):
+        def loss_fn(self, task: str, site: int = 0):
+            dice_ce = DiceCELoss(sigmoid=True)
+            return lambda model, x, y: dice_ce(model(x), y)
+
+    return FedAvgDiceCE()
+
+
+def run_case(data_seed: int, run_seed: int, prior: bool, loss: str) -> dict:
     """One FedAvg run at the classroom preset; see the module docstring."""
     torch.set_num_threads(1)
     from fedlab.config import get_config
     from fedlab.data.loading import load_federation
-    from fedlab.experiments.lcfed import run_methods
-    from fedlab.federation.simulation import initial_model
+    from fedlab.federation.simulation import initial_model, run_federation
     from fedlab.metrics.segmentation import binarize
 
     config = get_config("classroom")
@@ -72,8 +92,7 @@ def run_case(data_seed: int, run_seed: int, prior: bool) -> dict:
         offset = logits.mean(dim=(0, 2, 3))  # (2,) mean initial logit per channel
         feature_mean = model.features(x).mean(dim=(0, 2, 3))  # (C,) what the head reads, per channel
     t0 = time.perf_counter()
-    history = run_methods(["FedAvg"], fed, config, seed=run_seed, device="cpu", progress=False,
-                          model=model)["FedAvg"]
+    history = run_federation(_fedavg(loss), fed, config, seed=run_seed, device="cpu", progress=False, model=model)
     sites = {}
     for site, site_model in zip(fed.sites, history.site_models, strict=True):
         site_model.eval()
@@ -83,7 +102,7 @@ def run_case(data_seed: int, run_seed: int, prior: bool) -> dict:
         sites[site.name] = {"dice_disc": round(disc, 3), "dice_cup": round(cup, 3),
                             "cup_predicted_share": round(float(pred[:, 1].float().mean()), 4),
                             "cup_true_share": round(float(site.test.y[:, 1].mean()), 4)}
-    return {"data_seed": data_seed, "run_seed": run_seed, "prior_init": prior,
+    return {"data_seed": data_seed, "run_seed": run_seed, "prior_init": prior, "loss": loss,
             "label_share": [round(float(v), 4) for v in label_share],
             "initial_mean_probability": [round(float(v), 3) for v in start],
             "initial_mean_logit": [round(float(v), 2) for v in offset],
@@ -101,7 +120,7 @@ def main() -> None:
         runs = list(pool.map(run_case, *zip(*CASES, strict=True)))
     for r in runs:
         cup = " ".join(f"{k} {v['dice_cup']:.2f}" for k, v in r["sites"].items())
-        print(f"data seed {r['data_seed']} run seed {r['run_seed']} prior {r['prior_init']!s:5}: "
+        print(f"data seed {r['data_seed']} run seed {r['run_seed']} prior {r['prior_init']!s:5} {r['loss']:7}: "
               f"initial p {r['initial_mean_probability']}  cup Dice {cup}")
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     result = {"command": " ".join(["OMP_NUM_THREADS=1 python", *sys.argv]), "commit": commit,
