@@ -8,9 +8,12 @@ model changed in one way only: each output channel's bias is shifted so that its
 logit on the training images is the logit of that label's share of the pixels (in the spirit of the
 "prior" initialisation of Lin et al., Focal Loss for Dense Object Detection, 2017, sec. 4.1). That
 shift uses the pooled training labels of every site, so it is a diagnostic, not a federated method.
-Last, the failing run with its own initial model but another loss: MONAI's ``DiceCELoss`` (soft
+Then the failing run with its own initial model but another loss: MONAI's ``DiceCELoss`` (soft
 Dice plus binary cross-entropy on the sigmoid outputs, as nnU-Net trains) instead of the paper's
-soft Dice alone; this one would be a federated fix, since nothing but the loss changes.
+soft Dice alone. Last, the failing run with PyTorch's default initialisation of the head (a 1x1
+convolution; fedlab, like the LC-Fed authors' U-Net, draws it Kaiming normal with fan_out, which for
+one or two output channels gives weights of SD about 1). These two would be federated fixes, since
+they need no data.
 
 For every run it records the initial mean probability and mean logit of each output channel (on the
 training images), the SD of the head's weights and the range of the per-channel means of the decoder
@@ -35,10 +38,12 @@ from pathlib import Path
 
 import torch
 
-#: (data seed, run seed, prior initialisation, loss): the sweep's failing and working seeds, both
-#: swaps, the failing run seed started at the label prior, and the failing run with Dice + CE.
-CASES = ((0, 0, False, "dice"), (1, 1, False, "dice"), (0, 1, False, "dice"), (1, 0, False, "dice"),
-         (1, 0, True, "dice"), (1, 0, False, "dice_ce"))
+#: (data seed, run seed, prior initialisation, loss, head initialisation): the sweep's failing and
+#: working seeds, both swaps, the failing run seed started at the label prior, with Dice + CE, and
+#: with PyTorch's default head initialisation.
+CASES = ((0, 0, False, "dice", "authors"), (1, 1, False, "dice", "authors"), (0, 1, False, "dice", "authors"),
+         (1, 0, False, "dice", "authors"), (1, 0, True, "dice", "authors"), (1, 0, False, "dice_ce", "authors"),
+         (1, 0, False, "dice", "pytorch"))
 
 
 def _label_dice(pred: torch.Tensor, target: torch.Tensor) -> list[float]:
@@ -67,7 +72,7 @@ def _fedavg(loss: str):
     return FedAvgDiceCE()
 
 
-def run_case(data_seed: int, run_seed: int, prior: bool, loss: str) -> dict:
+def run_case(data_seed: int, run_seed: int, prior: bool, loss: str, head: str) -> dict:
     """One FedAvg run at the classroom preset; see the module docstring."""
     torch.set_num_threads(1)
     from fedlab.config import get_config
@@ -78,6 +83,10 @@ def run_case(data_seed: int, run_seed: int, prior: bool, loss: str) -> dict:
     config = get_config("classroom")
     fed = load_federation("fundus", config=config, seed=data_seed)
     model = initial_model(fed, config, run_seed)
+    if head == "pytorch":
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(run_seed)
+            model.head.reset_parameters()  # nn.Conv2d's default: Kaiming uniform with a = sqrt(5), fan_in
     x = torch.cat([s.train.x for s in fed.sites])  # (N, 3, H, W) every site's training images
     y = torch.cat([s.train.y for s in fed.sites])  # (N, 2, H, W) disc, cup
     label_share = y.mean(dim=(0, 2, 3))  # (2,)
@@ -102,7 +111,7 @@ def run_case(data_seed: int, run_seed: int, prior: bool, loss: str) -> dict:
         sites[site.name] = {"dice_disc": round(disc, 3), "dice_cup": round(cup, 3),
                             "cup_predicted_share": round(float(pred[:, 1].float().mean()), 4),
                             "cup_true_share": round(float(site.test.y[:, 1].mean()), 4)}
-    return {"data_seed": data_seed, "run_seed": run_seed, "prior_init": prior, "loss": loss,
+    return {"data_seed": data_seed, "run_seed": run_seed, "prior_init": prior, "loss": loss, "head_init": head,
             "label_share": [round(float(v), 4) for v in label_share],
             "initial_mean_probability": [round(float(v), 3) for v in start],
             "initial_mean_logit": [round(float(v), 2) for v in offset],
@@ -120,7 +129,8 @@ def main() -> None:
         runs = list(pool.map(run_case, *zip(*CASES, strict=True)))
     for r in runs:
         cup = " ".join(f"{k} {v['dice_cup']:.2f}" for k, v in r["sites"].items())
-        print(f"data seed {r['data_seed']} run seed {r['run_seed']} prior {r['prior_init']!s:5} {r['loss']:7}: "
+        print(f"data seed {r['data_seed']} run seed {r['run_seed']} prior {r['prior_init']!s:5} {r['loss']:7} "
+              f"head {r['head_init']:7}: "
               f"initial p {r['initial_mean_probability']}  cup Dice {cup}")
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     result = {"command": " ".join(["OMP_NUM_THREADS=1 python", *sys.argv]), "commit": commit,
