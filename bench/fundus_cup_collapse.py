@@ -19,7 +19,7 @@ For every run it records the initial mean probability and mean logit of each out
 training images), the SD of the head's weights and the range of the per-channel means of the decoder
 feature the head reads, and, per site, the test Dice of disc and cup and the share of test pixels predicted as cup.
 
-Example (about 5 minutes on 2 cores)::
+Example (about 6 minutes on 2 cores)::
 
     OMP_NUM_THREADS=1 python bench/fundus_cup_collapse.py --jobs 2 --out bench/results/fundus_cup_collapse.json
 
@@ -47,7 +47,7 @@ CASES = ((0, 0, False, "dice", "authors"), (1, 1, False, "dice", "authors"), (0,
 
 
 def _label_dice(pred: torch.Tensor, target: torch.Tensor) -> list[float]:
-    """Dice of each label over all pixels of a split (N, L, H, W) -> [L]."""
+    """Dice of each label, averaged over the split's images: (N, L, H, W) masks -> [L]."""
     from fedlab.metrics.segmentation import segmentation_scores, summarize
 
     scores = segmentation_scores(pred, target, distances=False)
