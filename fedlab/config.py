@@ -34,6 +34,9 @@ PRESET_ENV = "FEDLAB_PRESET"
 DATA_DIR_ENV = "FEDLAB_DATA_DIR"
 
 
+HEAD_INITS: tuple[str, ...] = ("kaiming_fan_out", "pytorch_default")
+
+
 @dataclass(frozen=True)
 class Config:
     """Settings of one run (data size, model size, optimisation, federation schedule).
@@ -62,6 +65,9 @@ class Config:
             client apps; "persistent": each client keeps its optimiser state (Adam moments, step
             count) across rounds, as code that builds one optimiser per client before the round loop
             does. Local training and Mix, whose weights nothing overwrites, always keep theirs.
+        head_init: Initial weights of the U-Net's 1x1 segmentation head: "kaiming_fan_out" (the LC-Fed
+            authors' U-Net: Kaiming normal with fan_out, weight SD about sqrt(2 / labels)) or
+            "pytorch_default" (``nn.Conv2d``'s own: uniform, SD about 1 / sqrt(3 * feature channels)).
     """
 
     preset: str = "classroom"
@@ -83,6 +89,7 @@ class Config:
     eval_batch_size: int = 32
     hc_rounds: int = 5
     optimizer_state: str = "fresh"
+    head_init: str = "kaiming_fan_out"
 
     def __post_init__(self) -> None:
         positive = ("image_size", "base_width", "levels", "rounds", "local_steps", "batch_size", "eval_every")
@@ -93,6 +100,8 @@ class Config:
             raise ValueError(f"Config.optimizer must be 'adam' or 'sgd', got {self.optimizer!r}")
         if self.optimizer_state not in ("fresh", "persistent"):
             raise ValueError(f"Config.optimizer_state must be 'fresh' or 'persistent', got {self.optimizer_state!r}")
+        if self.head_init not in HEAD_INITS:
+            raise ValueError(f"Config.head_init must be one of {HEAD_INITS}, got {self.head_init!r}")
         if self.norm not in ("instance", "batch"):
             raise ValueError(f"Config.norm must be 'instance' or 'batch', got {self.norm!r}")
         if self.image_size % (2 ** (self.levels - 1)):

@@ -60,13 +60,16 @@ class UNet(nn.Module):
         base_width: Channels of the first level.
         levels: Resolution levels (the paper uses 5).
         norm: "instance" (paper) or "batch" (FedBN).
+        head_init: "kaiming_fan_out" (the LC-Fed authors' U-Net) or "pytorch_default" (``nn.Conv2d``'s).
     """
 
     def __init__(self, in_channels: int, out_channels: int, base_width: int = 16, levels: int = 5,
-                 norm: str = "instance") -> None:
+                 norm: str = "instance", head_init: str = "kaiming_fan_out") -> None:
         super().__init__()
         if norm not in NORMS:
             raise ValueError(f"norm must be one of {sorted(NORMS)}, got {norm!r}")
+        if head_init not in ("kaiming_fan_out", "pytorch_default"):
+            raise ValueError(f"head_init must be 'kaiming_fan_out' or 'pytorch_default', got {head_init!r}")
         if levels < 2:
             raise ValueError(f"levels must be >= 2, got {levels}")
         widths = [base_width * 2**i for i in range(levels)]
@@ -88,7 +91,8 @@ class UNet(nn.Module):
         # scale from the start. With PyTorch's default (much smaller) head weights, schedules that train the head
         # in few steps (FedRep, LC-Fed) stay soft for many rounds: the instance-normalised features before the
         # head cannot supply the scale. The normalised body keeps the default initialisation.
-        nn.init.kaiming_normal_(self.head.weight, mode="fan_out", nonlinearity="relu")
+        if head_init == "kaiming_fan_out":
+            nn.init.kaiming_normal_(self.head.weight, mode="fan_out", nonlinearity="relu")
 
     def encode(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Encoder features, shallowest first; the last one is the bottleneck."""
@@ -116,4 +120,5 @@ class UNet(nn.Module):
 
 def build_unet(in_channels: int, out_channels: int, config) -> UNet:
     """The U-Net sized by a :class:`fedlab.config.Config`."""
-    return UNet(in_channels, out_channels, base_width=config.base_width, levels=config.levels, norm=config.norm)
+    return UNet(in_channels, out_channels, base_width=config.base_width, levels=config.levels, norm=config.norm,
+                head_init=config.head_init)
