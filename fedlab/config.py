@@ -34,7 +34,7 @@ PRESET_ENV = "FEDLAB_PRESET"
 DATA_DIR_ENV = "FEDLAB_DATA_DIR"
 
 
-HEAD_INITS: tuple[str, ...] = ("kaiming_fan_out", "pytorch_default")
+HEAD_INITS: tuple[str, ...] = ("kaiming_fan_out", "kaiming_fan_out_centred", "pytorch_default")
 
 
 @dataclass(frozen=True)
@@ -66,8 +66,10 @@ class Config:
             count) across rounds, as code that builds one optimiser per client before the round loop
             does. Local training and Mix, whose weights nothing overwrites, always keep theirs.
         head_init: Initial weights of the U-Net's 1x1 segmentation head: "kaiming_fan_out" (the LC-Fed
-            authors' U-Net: Kaiming normal with fan_out, weight SD about sqrt(2 / labels)) or
-            "pytorch_default" (``nn.Conv2d``'s own: uniform, SD about 1 / sqrt(3 * feature channels)).
+            authors' U-Net: Kaiming normal with fan_out, weight SD about sqrt(2 / labels)),
+            "kaiming_fan_out_centred" (the same weights, biases that cancel the image-wide logit offset they
+            give the non-negative decoder feature; see :class:`fedlab.models.unet.UNet`) or "pytorch_default"
+            (``nn.Conv2d``'s own: uniform, SD about 1 / sqrt(3 * feature channels)).
     """
 
     preset: str = "classroom"

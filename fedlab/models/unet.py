@@ -18,14 +18,21 @@ Shapes for ``levels=5, base_width=16`` and a 384x384 input: encoder features
 
 from __future__ import annotations
 
+import math
+
 import torch
 from monai.networks.blocks import Convolution
 from torch import nn
+
+from fedlab.config import HEAD_INITS
 
 NORMS = {
     "instance": ("instance", {"affine": False}),  # as in the LC-Fed U-Net: no affine, no running stats
     "batch": ("batch", {"affine": True, "track_running_stats": True}),
 }
+#: Mean of ReLU(z) for z ~ N(0, 1): what each channel of a freshly initialised decoder feature (conv -> norm ->
+#: ReLU, the norm giving every channel zero mean and unit variance) averages to.
+RELU_NORMAL_MEAN = 1 / math.sqrt(2 * math.pi)
 
 
 def _conv_block(in_ch: int, out_ch: int, norm: str) -> nn.Sequential:
@@ -60,7 +67,11 @@ class UNet(nn.Module):
         base_width: Channels of the first level.
         levels: Resolution levels (the paper uses 5).
         norm: "instance" (paper) or "batch" (FedBN).
-        head_init: "kaiming_fan_out" (the LC-Fed authors' U-Net) or "pytorch_default" (``nn.Conv2d``'s).
+        head_init: How the 1x1 head starts. "kaiming_fan_out": the LC-Fed authors' U-Net (Kaiming normal,
+            fan_out). "kaiming_fan_out_centred": the same weights with each bias set to
+            ``-RELU_NORMAL_MEAN * sum(weights)``, so that no output channel starts with an image-wide logit offset
+            (the decoder feature's channels all average about ``RELU_NORMAL_MEAN``). "pytorch_default":
+            ``nn.Conv2d``'s own (uniform, about 6x smaller weights).
     """
 
     def __init__(self, in_channels: int, out_channels: int, base_width: int = 16, levels: int = 5,
@@ -68,8 +79,8 @@ class UNet(nn.Module):
         super().__init__()
         if norm not in NORMS:
             raise ValueError(f"norm must be one of {sorted(NORMS)}, got {norm!r}")
-        if head_init not in ("kaiming_fan_out", "pytorch_default"):
-            raise ValueError(f"head_init must be 'kaiming_fan_out' or 'pytorch_default', got {head_init!r}")
+        if head_init not in HEAD_INITS:
+            raise ValueError(f"head_init must be one of {HEAD_INITS}, got {head_init!r}")
         if levels < 2:
             raise ValueError(f"levels must be >= 2, got {levels}")
         widths = [base_width * 2**i for i in range(levels)]
@@ -91,8 +102,11 @@ class UNet(nn.Module):
         # scale from the start. With PyTorch's default (much smaller) head weights, schedules that train the head
         # in few steps (FedRep, LC-Fed) stay soft for many rounds: the instance-normalised features before the
         # head cannot supply the scale. The normalised body keeps the default initialisation.
-        if head_init == "kaiming_fan_out":
+        if head_init != "pytorch_default":
             nn.init.kaiming_normal_(self.head.weight, mode="fan_out", nonlinearity="relu")
+        if head_init == "kaiming_fan_out_centred":
+            with torch.no_grad():  # weight (L, Cf, 1, 1) -> bias (L,)
+                self.head.bias.copy_(-RELU_NORMAL_MEAN * self.head.weight.sum(dim=(1, 2, 3)))
 
     def encode(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Encoder features, shallowest first; the last one is the bottleneck."""
