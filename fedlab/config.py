@@ -67,8 +67,8 @@ class Config:
             does. Local training and Mix, whose weights nothing overwrites, always keep theirs.
         head_init: Initial weights of the U-Net's 1x1 segmentation head: "kaiming_fan_out" (the LC-Fed
             authors' U-Net: Kaiming normal with fan_out, weight SD about sqrt(2 / labels)),
-            "kaiming_fan_out_centred" (the same weights, biases that cancel the image-wide logit offset they
-            give the non-negative decoder feature; see :class:`fedlab.models.unet.UNet`) or "pytorch_default"
+            "kaiming_fan_out_centred" (default: the same weights, biases that cancel the image-wide logit offset
+            they give the non-negative decoder feature; see :class:`fedlab.models.unet.UNet`) or "pytorch_default"
             (``nn.Conv2d``'s own: uniform, SD about 1 / sqrt(3 * feature channels)).
     """
 
@@ -91,7 +91,7 @@ class Config:
     eval_batch_size: int = 32
     hc_rounds: int = 5
     optimizer_state: str = "fresh"
-    head_init: str = "kaiming_fan_out"
+    head_init: str = "kaiming_fan_out_centred"
 
     def __post_init__(self) -> None:
         positive = ("image_size", "base_width", "levels", "rounds", "local_steps", "batch_size", "eval_every")

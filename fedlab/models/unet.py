@@ -68,14 +68,14 @@ class UNet(nn.Module):
         levels: Resolution levels (the paper uses 5).
         norm: "instance" (paper) or "batch" (FedBN).
         head_init: How the 1x1 head starts. "kaiming_fan_out": the LC-Fed authors' U-Net (Kaiming normal,
-            fan_out). "kaiming_fan_out_centred": the same weights with each bias set to
+            fan_out). "kaiming_fan_out_centred" (default): the same weights with each bias set to
             ``-RELU_NORMAL_MEAN * sum(weights)``, so that no output channel starts with an image-wide logit offset
             (the decoder feature's channels all average about ``RELU_NORMAL_MEAN``). "pytorch_default":
             ``nn.Conv2d``'s own (uniform, about 6x smaller weights).
     """
 
     def __init__(self, in_channels: int, out_channels: int, base_width: int = 16, levels: int = 5,
-                 norm: str = "instance", head_init: str = "kaiming_fan_out") -> None:
+                 norm: str = "instance", head_init: str = "kaiming_fan_out_centred") -> None:
         super().__init__()
         if norm not in NORMS:
             raise ValueError(f"norm must be one of {sorted(NORMS)}, got {norm!r}")
@@ -98,10 +98,15 @@ class UNet(nn.Module):
             for i in reversed(range(levels - 1))
         )
         self.head = nn.Conv2d(self.feature_channels, out_channels, kernel_size=1)
-        # The head starts as in the LC-Fed authors' U-Net (Kaiming normal, fan_out), so its logits have a useful
-        # scale from the start. With PyTorch's default (much smaller) head weights, schedules that train the head
-        # in few steps (FedRep, LC-Fed) stay soft for many rounds: the instance-normalised features before the
-        # head cannot supply the scale. The normalised body keeps the default initialisation.
+        # The head's weights start as in the LC-Fed authors' U-Net (Kaiming normal, fan_out), so its logits have a
+        # useful scale from the start: with PyTorch's default (about 6x smaller) head weights, schedules that train
+        # the head in few steps (FedRep, LC-Fed) stay soft for many rounds, since the normalised features before the
+        # head cannot supply the scale. But every channel of that feature is ReLU of a normalised map, mean about
+        # 1/sqrt(2 pi), so Kaiming weights alone give each label an image-wide logit offset (SD about 1.3 with 16
+        # feature channels); a label that starts "on" everywhere can stay there under the Dice loss (the fundus cup
+        # failure, bench/fundus_cup_collapse.py). The default, "kaiming_fan_out_centred", keeps the weights and sets
+        # the biases that cancel that offset. Measured on all three embedded federations: bench/results/head_init/.
+        # The normalised body keeps the default initialisation.
         if head_init != "pytorch_default":
             nn.init.kaiming_normal_(self.head.weight, mode="fan_out", nonlinearity="relu")
         if head_init == "kaiming_fan_out_centred":
