@@ -1,7 +1,8 @@
 """Experiment: why some classroom runs on the synthetic fundus federation never learn the optic cup.
 
-In the three-seed fundus sweep (``bench/results/seg_fundus_classroom``) seed 0 fails for most methods:
-the cup channel marks the whole optic disc. A seed there sets both the synthetic data and the run
+In the three-seed fundus sweep with the LC-Fed authors' head initialisation, fedlab's default until
+December 2026 (``bench/results/head_init/fundus_kaiming_fan_out_final.csv``), seed 0 failed for most
+methods: the cup channel marked the whole optic disc. A seed there sets both the synthetic data and the run
 (initial model and batches). This experiment runs FedAvg at the classroom preset with the two seeds
 swapped, to see which one the failure follows, and then once more with the failing run's initial
 model changed in one way only: each output channel's bias is shifted so that its mean initial

@@ -12,8 +12,8 @@ Presets, for both families (:data:`PRESETS`, keyed family then preset):
 * ``smoke``: a notebook finishes in under 2 minutes on 2 CPU cores (tests, CI).
 * ``classroom`` (default): a laptop CPU lesson: each notebook alone in 0.5 to 15 minutes on 2 cores, all nine
   in about 25 minutes under ``make reproduce`` (``bench/results/notebooks_classroom*.json``). On the embedded
-  prostate federation 7 of 9 methods' validation curves flatten (``bench/results/seg_prostate_classroom``); on
-  polyp and fundus they do not yet (``seg_polyp_classroom``, ``seg_fundus_classroom``).
+  prostate federation 7 of 9 methods' validation curves flatten (``bench/results/seg_prostate_classroom``), on
+  fundus 6 of 9, on polyp none yet (``seg_fundus_classroom``, ``seg_polyp_classroom``).
 * ``paper``: the paper's protocol on a GPU (segmentation: the LC-Fed protocol of Wang et al., ECCV
   2022: 384x384 inputs, U-Net with base width 16 and 5 levels, InstanceNorm, Adam 1e-3, batch 6,
   50 iterations per round, 300 rounds).
