@@ -130,16 +130,18 @@ def test_gate_spread_is_mean_pairwise_mse():
     torch.testing.assert_close(means[1], net.forward_all(x, 1).gate.mean(0).flatten().detach())
 
 
-def test_contrast_pushes_site_gates_apart():
-    g = torch.Generator().manual_seed(0)
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_contrast_pushes_site_gates_apart(seed):
+    # 16 alternating steps: with 8 the effect was within seed noise (ratio 1.2-2.6 over seeds 0-5).
+    g = torch.Generator().manual_seed(seed)
     data = [toy_split(8, 0.4 + 0.2 * k, g) for k in range(2)]
     x = torch.cat([d.x for d in data])
-    init = make_net(num_sites=2, hc=False)
+    init = make_net(num_sites=2, hc=False, seed=seed)
     spread = {}
     for alpha in (0.0, 0.5):
         net = copy.deepcopy(init)
         opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-        for _ in range(8):
+        for _ in range(16):
             for k, d in enumerate(data):
                 opt.zero_grad()
                 lcfed_loss(k, alpha)(net, d.x, d.y).backward()
