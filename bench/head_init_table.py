@@ -21,9 +21,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from fedlab.config import HEAD_INITS, Config
+
 RESULTS = Path(__file__).parent / "results"
-DEFAULT = "kaiming_fan_out_centred"
-INITS = ("kaiming_fan_out", DEFAULT, "pytorch_default")
+DEFAULT = Config().head_init  # its sweeps are the method-comparison folders themselves
 DATASETS = ("prostate", "polyp", "fundus")
 ORDER = ("Local", "FedAvg", "FT", "FedBN", "FedPer", "FedRep", "PRR-FL", "LC-Fed", "Mix")
 
@@ -48,7 +49,7 @@ def cell(per_seed: pd.DataFrame, method: str) -> str:
 
 def main() -> None:
     for dataset in DATASETS:
-        paths = {init: RESULTS / "head_init" / f"{dataset}_{init}_final.csv" for init in INITS}
+        paths = {init: RESULTS / "head_init" / f"{dataset}_{init}_final.csv" for init in HEAD_INITS}
         paths[DEFAULT] = RESULTS / f"seg_{dataset}_classroom" / "final.csv"
         tables = {init: site_average(p) for init, p in paths.items() if p.exists()}
         print(f"\n### {dataset} (SYNTHETIC), classroom: average test IoU (%), mean ± std over seeds (per seed)\n")
