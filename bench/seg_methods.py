@@ -7,8 +7,11 @@ an interrupted experiment resumes where it stopped. The report (``OUT/README.md`
 * ``iou_mean.csv`` / ``iou_std.csv``: test IoU (%) per method and site (and the site average),
   mean and standard deviation over seeds; the README shows them as ``mean ± std``;
 * ``convergence.csv``: per method, the gain of the site-averaged validation Dice over the last
-  quarter of the rounds (the classroom criterion: < 0.01), the share of sites whose best-validation
-  round is the last one, and the wall time of a run;
+  quarter of the rounds (the classroom criterion: < 0.01; last evaluation minus the first one of the
+  last quarter), the same gain measured between quarter means (mean of the last quarter's
+  evaluations minus the mean of the third quarter's: less sensitive to the scatter of single
+  evaluations), that scatter (SD of the last quarter's evaluations about their straight-line fit),
+  the share of sites whose best-validation round is the last one, and the wall time of a run;
 * ``final.csv`` and ``curves.csv``: every final score and every curve point (tidy).
 
 Example (the three-seed prostate table of the classroom preset, two runs at a time)::
@@ -30,6 +33,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 DEFAULT_METHODS = ("Local", "FedAvg", "FT", "FedBN", "FedPer", "FedRep", "PRR-FL", "LC-Fed", "Mix")
@@ -63,6 +67,25 @@ def last_quarter_gain(curve: pd.DataFrame, rounds: int) -> float:
     if avg.empty or start.empty:
         return float("nan")
     return float(avg.loc[avg.index.max()] - avg.loc[start.min()])
+
+
+def quarter_trend(curve: pd.DataFrame, rounds: int) -> tuple[float, float]:
+    """(gain between quarter means, scatter) of the site-averaged validation Dice.
+
+    The gain is the mean of the evaluations in the last quarter of the rounds minus the mean of those
+    in the third quarter; the scatter is the standard deviation of the last quarter's evaluations about
+    their least-squares line. A single evaluation scatters by about that much, so the endpoint gain of
+    :func:`last_quarter_gain` carries noise of about ``scatter * sqrt(2)``; the quarter means average it.
+    """
+    val = curve[(curve["split"] == "val") & (curve["metric"] == "dice")]
+    avg = val.groupby("round")["value"].mean()
+    last = avg[avg.index >= 0.75 * rounds]
+    third = avg[(avg.index >= 0.5 * rounds) & (avg.index < 0.75 * rounds)]
+    if len(last) < 3 or third.empty:
+        return float("nan"), float("nan")
+    x = last.index.to_numpy(dtype=float)
+    fit = np.polyval(np.polyfit(x, last.to_numpy(), 1), x)
+    return float(last.mean() - third.mean()), float(np.std(last.to_numpy() - fit))
 
 
 def machine() -> dict[str, object]:
@@ -132,6 +155,10 @@ def report(out: Path, methods: list[str], header: dict) -> str:
     final = pd.concat(finals, ignore_index=True)
     curves = pd.concat([pd.read_csv(p) for p in sorted(runs.glob("*.curve.csv"))], ignore_index=True)
     facts = pd.DataFrame([json.loads(p.read_text()) for p in sorted(runs.glob("*.json"))])
+    trends = {(m, s): quarter_trend(c, int(facts.loc[(facts["method"] == m) & (facts["seed"] == s), "rounds"].iloc[0]))
+              for (m, s), c in curves.groupby(["method", "seed"])}
+    facts["quarter_gain"] = [trends[(m, s)][0] for m, s in zip(facts["method"], facts["seed"], strict=True)]
+    facts["scatter"] = [trends[(m, s)][1] for m, s in zip(facts["method"], facts["seed"], strict=True)]
     order = [m for m in methods if m in set(final["method"])]
     final.to_csv(out / "final.csv", index=False)
     curves.to_csv(out / "curves.csv", index=False)
@@ -145,8 +172,10 @@ def report(out: Path, methods: list[str], header: dict) -> str:
 
     conv = facts.groupby("method", sort=False).agg(
         seeds=("seed", "count"), gain_mean=("last_quarter_gain", "mean"), gain_max=("last_quarter_gain", "max"),
+        quarter_gain_max=("quarter_gain", "max"), scatter_max=("scatter", "max"),
         selected_last=("selected_last", "mean"), seconds=("seconds", "mean")).loc[order]
     conv["converged"] = conv["gain_max"] < 0.01
+    conv["flat_by_quarter_means"] = conv["quarter_gain_max"] < 0.01
     conv.round(4).to_csv(out / "convergence.csv")
 
     table = mean.round(1).astype(str) + " ± " + std.round(1).astype(str)
@@ -159,8 +188,12 @@ def report(out: Path, methods: list[str], header: dict) -> str:
              f"Machine: {header['machine']}", "",
              markdown(table), "",
              "Convergence: gain of the site-averaged validation Dice over the last quarter of the rounds "
-             "(criterion < 0.01, `gain_max` is the worst seed); `selected_last` is the share of sites whose "
-             "best-validation round is the last one; `seconds` is the wall time of one run.", "",
+             "(criterion < 0.01, `gain_max` is the worst seed: the last evaluation minus the first one of the last "
+             "quarter); `quarter_gain_max`: the same gain between quarter means (mean of the last quarter's "
+             "evaluations minus the third quarter's, worst seed), less sensitive to the scatter of single "
+             "evaluations; `scatter_max`: the SD of the last quarter's evaluations about their straight-line fit "
+             "(worst seed; the endpoint gain carries about 1.4 times this as noise); `selected_last` is the share "
+             "of sites whose best-validation round is the last one; `seconds` is the wall time of one run.", "",
              markdown(conv.round(3)), ""]
     text = "\n".join(lines)
     (out / "README.md").write_text(text)
