@@ -39,26 +39,6 @@ import pandas as pd
 DEFAULT_METHODS = ("Local", "FedAvg", "FT", "FedBN", "FedPer", "FedRep", "PRR-FL", "LC-Fed", "Mix")
 
 
-def _parse_value(text: str) -> object:
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    return text
-
-
-def parse_overrides(items: list[str]) -> dict[str, object]:
-    """``["rounds=40", "lr=0.001"]`` -> ``{"rounds": 40, "lr": 0.001}``."""
-    out = {}
-    for item in items:
-        if "=" not in item:
-            raise SystemExit(f"--set expects FIELD=VALUE, got {item!r}")
-        key, value = item.split("=", 1)
-        out[key.strip()] = _parse_value(value.strip())
-    return out
-
-
 def last_quarter_gain(curve: pd.DataFrame, rounds: int) -> float:
     """Site-averaged validation Dice at the last round minus at the first evaluated round >= 3/4 of the run."""
     val = curve[(curve["split"] == "val") & (curve["metric"] == "dice")]
@@ -212,11 +192,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--report-only", action="store_true")
     args = parser.parse_args(argv)
 
-    from fedlab.config import get_config
+    from fedlab.config import PRESETS, get_config, parse_overrides
 
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    overrides = parse_overrides(args.overrides)
+    try:
+        overrides = parse_overrides(args.overrides, PRESETS["segmentation"][args.preset])
+    except (KeyError, ValueError) as exc:
+        raise SystemExit(f"--preset / --set: {exc}") from None
     out = Path(args.out or f"bench/results/seg_{args.dataset}_{args.preset}")
     (out / "runs").mkdir(parents=True, exist_ok=True)
     cfg = get_config(args.preset, **overrides)

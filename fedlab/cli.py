@@ -6,6 +6,7 @@
     fedlab data prepare NAME --root DIR --size N preprocess and cache arrays for fast loading (never inside DIR)
     fedlab reproduce [--preset P ...]            run every notebook (``python -m fedlab.reproduce``)
     fedlab compare --dataset D --methods A,B ... the paper's table over seeds, without a notebook
+        [--set FIELD=VALUE ...]                  with preset settings changed, e.g. --set rounds=90
     fedlab cache info|clear                      the run cache (finished training runs)
 """
 
@@ -32,6 +33,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="comma-separated strategy names (default: the paper's rows)")
     cmp.add_argument("--preset", default="classroom", help="smoke, classroom or paper")
     cmp.add_argument("--seeds", default="0", help="comma-separated seeds, e.g. 0,1,2")
+    cmp.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
+                     help="change a preset setting, e.g. --set rounds=90 (repeatable; fields: fedlab.config.Config)")
     cmp.add_argument("--out", default="outputs/compare", help="output folder")
     cmp.add_argument("--data-dir", default="", help="real-data root (default: the embedded synthetic data)")
     cmp.add_argument("--device", default="auto", help="auto, cpu, cuda, ...")
@@ -103,6 +106,7 @@ def _list_folder(root: str) -> int:
 def _compare(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from fedlab.config import PRESETS, parse_overrides
     from fedlab.experiments.compare import compare
     from fedlab.federation.cache import RunCache
     from fedlab.notebook import default_output_root
@@ -110,12 +114,16 @@ def _compare(args: argparse.Namespace) -> int:
     out = Path(args.out)
     cache = None if args.no_cache else RunCache(args.cache_dir or default_output_root() / "cache")
     try:
+        base = PRESETS["segmentation"].get(args.preset)
+        overrides = parse_overrides(args.overrides, base) if base is not None and args.overrides else {}
         summary = compare(args.dataset, args.methods.split(","), preset=args.preset, seeds=args.seeds.split(","),
-                          out=out, data_dir=args.data_dir, device=args.device, cache=cache)
+                          out=out, data_dir=args.data_dir, device=args.device, cache=cache, overrides=overrides)
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"\n{summary['title']}, preset {summary['preset']}, seeds {summary['seeds']}: IoU (%) and ASSD (px), "
+    changed = ", ".join(f"{k}={v}" for k, v in summary["overrides"].items())
+    preset = f"{summary['preset']} ({changed})" if changed else summary["preset"]
+    print(f"\n{summary['title']}, preset {preset}, seeds {summary['seeds']}: IoU (%) and ASSD (px), "
           "mean ± std over seeds; validation-selected models, test split")
     print(summary["table"])
     print(f"\nwrote {out}/results.csv, curves.csv, summary.json ({summary['wall_time_s']:.0f} s)")

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 PRESET_ENV = "FEDLAB_PRESET"
@@ -116,7 +117,15 @@ class Config:
             raise ValueError("Config.head_steps must be in [0, local_steps)")
 
     def replace(self, **changes: object) -> Config:
-        """Return a copy with some fields changed (validated again)."""
+        """Return a copy with some fields changed (validated again).
+
+        Raises:
+            ValueError: for a field the config does not have (the message lists them) or an invalid value.
+        """
+        names = [f.name for f in dataclasses.fields(self)]
+        unknown = sorted(set(changes) - set(names))
+        if unknown:
+            raise ValueError(f"{type(self).__name__} has no field(s) {unknown}; fields: {', '.join(names)}")
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict:
@@ -223,6 +232,47 @@ TABULAR_PRESETS: dict[str, TabularConfig] = {
 #: The one preset table: ``PRESETS[family][preset]``, families "segmentation" and "tabular".
 PRESETS: dict[str, dict[str, Config]] = {"segmentation": SEGMENTATION_PRESETS, "tabular": TABULAR_PRESETS}
 PRESET_NAMES: tuple[str, ...] = ("smoke", "classroom", "paper")
+
+
+def parse_overrides(items: Sequence[str], base: Config) -> dict[str, object]:
+    """Command-line ``FIELD=VALUE`` strings as typed field changes of ``base``.
+
+    Each value is read as the type of the field's current value in ``base`` (int, float or text; a field
+    that is None takes an int or "none"), so ``["rounds=90", "lr=5e-4"]`` gives ``{"rounds": 90, "lr": 0.0005}``.
+
+    Args:
+        items: ``FIELD=VALUE`` strings.
+        base: The config the changes apply to (usually a preset).
+
+    Raises:
+        ValueError: for an item without ``=``, an unknown field (the message lists them), the ``preset``
+            field (choose the preset itself instead), or a value that is not of the field's type.
+    """
+    names = [f.name for f in dataclasses.fields(base)]
+    out: dict[str, object] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        key, text = key.strip(), text.strip()
+        if not sep or not key:
+            raise ValueError(f"expected FIELD=VALUE, e.g. rounds=90; got {item!r}")
+        if key == "preset":
+            raise ValueError("the preset is chosen with --preset, not changed with FIELD=VALUE")
+        if key not in names:
+            raise ValueError(f"unknown setting {key!r}; settings: {', '.join(n for n in names if n != 'preset')}")
+        current = getattr(base, key)
+        try:
+            if isinstance(current, int):
+                out[key] = int(text)
+            elif isinstance(current, float):
+                out[key] = float(text)
+            elif current is None:
+                out[key] = None if text.lower() == "none" else int(text)
+            else:
+                out[key] = text
+        except ValueError:
+            kind = {int: "an integer", float: "a number"}.get(type(current), "an integer or none")
+            raise ValueError(f"setting {key!r} takes {kind}, got {text!r}") from None
+    return out
 
 
 def get_config(preset: str | None = None, family: str = "segmentation", *, env_wins: bool = False,

@@ -45,11 +45,26 @@ def test_compare_smoke_writes_every_method_site_and_seed(tmp_path, capsys, monke
     (["--seeds", "1,1"], "distinct"),
     (["--dataset", "mnist"], "mnist"),
     (["--preset", "huge"], "unknown preset 'huge'"),
+    (["--set", "round=2"], "unknown setting 'round'; settings: .*rounds"),
+    (["--set", "rounds=two"], "'rounds' takes an integer"),
 ])
 def test_bad_input_is_a_clear_error(args, message, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("FEDLAB_OUTPUT_ROOT", str(tmp_path))
     assert main(["compare", "--preset", "smoke", "--out", str(tmp_path), *args]) == 2
     assert pytest.importorskip("re").search(message, capsys.readouterr().err)
+
+
+def test_set_changes_the_preset_and_misses_the_cache(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("FEDLAB_OUTPUT_ROOT", str(tmp_path / "root"))
+    args = ["compare", "--dataset", "prostate", "--methods", "FedAvg", "--preset", "smoke", "--seeds", "0"]
+    assert main([*args, "--out", str(tmp_path / "plain")]) == 0
+    assert main([*args, "--set", "rounds=2", "--out", str(tmp_path / "short")]) == 0
+    assert "preset smoke (rounds=2)" in capsys.readouterr().out
+    plain, short = (json.loads((tmp_path / d / "summary.json").read_text()) for d in ("plain", "short"))
+    assert plain["config"]["rounds"] == 3 and plain["overrides"] == {}
+    assert short["config"]["rounds"] == 2 and short["overrides"] == {"rounds": 2}
+    assert pd.read_csv(tmp_path / "short" / "curves.csv")["round"].max() == 2  # the run itself changed
+    assert len(list((tmp_path / "root" / "cache" / "runs").iterdir())) == 2  # a new run, not the cached one
 
 
 def test_validators_and_seed_table():

@@ -9,7 +9,7 @@ import torch
 
 import fedlab
 from fedlab import _install_check
-from fedlab.config import PRESETS, Config, TabularConfig, get_config
+from fedlab.config import PRESETS, Config, TabularConfig, get_config, parse_overrides
 from fedlab.data.federation import Federation, Site, Split
 from fedlab.notebook import start_run
 
@@ -57,8 +57,24 @@ def test_one_preset_table_for_both_families(monkeypatch):
         get_config("smoke", family="tabular", standardize="global")
     with pytest.raises(ValueError, match="test_fraction"):
         get_config("smoke", family="tabular", test_fraction=1.5)
-    with pytest.raises(TypeError):
-        get_config("smoke", mu=0.1)  # a tabular field on a segmentation Config
+    with pytest.raises(ValueError, match=r"no field\(s\) \['mu'\].*rounds"):
+        get_config("smoke", mu=0.1)  # a tabular field on a segmentation Config: named, with the valid fields
+
+
+def test_command_line_settings_take_the_fields_types():
+    base = PRESETS["segmentation"]["classroom"]
+    got = parse_overrides(["rounds=90", " lr = 5e-4", "head_init=kaiming_fan_out", "weight_decay=0"], base)
+    assert got == {"rounds": 90, "lr": 5e-4, "head_init": "kaiming_fan_out", "weight_decay": 0.0}
+    assert isinstance(got["weight_decay"], float) and isinstance(got["rounds"], int)
+    assert base.replace(**got).rounds == 90
+    tab = PRESETS["tabular"]["classroom"]
+    assert parse_overrides(["fedsgd_rounds=5"], tab) == {"fedsgd_rounds": 5}
+    assert parse_overrides(["fedsgd_rounds=none"], tab) == {"fedsgd_rounds": None}
+    for items, message in ((["rounds"], "FIELD=VALUE"), (["round=9"], "unknown setting 'round'.*rounds"),
+                           (["rounds=1.5"], "'rounds' takes an integer"), (["lr=fast"], "'lr' takes a number"),
+                           (["preset=paper"], "--preset")):
+        with pytest.raises(ValueError, match=message):
+            parse_overrides(items, base)
 
 
 def test_bad_config_values():

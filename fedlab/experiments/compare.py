@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -91,7 +91,8 @@ def seed_table(tables: Sequence[pd.DataFrame], digits: int = 1) -> pd.DataFrame:
 
 def compare(dataset: str, methods: Sequence[str], preset: str = "classroom", seeds: Sequence[int] = (0,),
             out: str | Path = "outputs/compare", data_dir: str | Path = "", device: str = "auto",
-            cache: RunCache | None = None, progress: bool | None = None) -> dict:
+            cache: RunCache | None = None, progress: bool | None = None,
+            overrides: Mapping[str, object] | None = None) -> dict:
     """Run ``methods`` on ``dataset`` for every seed and write results.csv, curves.csv and summary.json.
 
     Args:
@@ -105,17 +106,19 @@ def compare(dataset: str, methods: Sequence[str], preset: str = "classroom", see
         device: "auto", "cpu", "cuda", ...
         cache: Run cache (finished runs are reused, new ones stored); None = no cache.
         progress: Progress bars (None = on unless ``$TQDM_DISABLE`` is set).
+        overrides: Preset fields to change, e.g. ``{"rounds": 90}`` (recorded in summary.json; a run
+            cached with other settings is never reused).
 
     Returns:
         The summary (also written to ``out/summary.json``); ``summary["table"]`` is :func:`seed_table`'s text.
 
     Raises:
-        ValueError: for unknown methods, bad seeds or an unknown preset or dataset.
+        ValueError: for unknown methods, bad seeds, an unknown preset, dataset or setting, or an invalid value.
     """
     methods, seeds = check_methods(methods), check_seeds(seeds)
     if preset not in PRESETS["segmentation"]:
         raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS['segmentation'])}")
-    config = get_config(preset)
+    config = get_config(preset, **dict(overrides or {}))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     device = select_device(device)
@@ -153,7 +156,8 @@ def compare(dataset: str, methods: Sequence[str], preset: str = "classroom", see
         "command": "fedlab compare", "dataset": dataset, "title": federation.title,
         "synthetic": bool(federation.synthetic), "source": federation.source, "data_dir": str(data_dir),
         "sites": federation.site_names, "methods": methods, "seeds": seeds, "preset": preset,
-        "config": config.to_dict(), "device": str(device), "fedlab": code_version(), "versions": package_versions(),
+        "overrides": dict(overrides or {}), "config": config.to_dict(), "device": str(device),
+        "fedlab": code_version(), "versions": package_versions(),
         "wall_time_s": round(time.perf_counter() - tic, 2),
         "mean": _nested(stacked.groupby(level="method", sort=False).mean()),
         "std": _nested(stacked.groupby(level="method", sort=False).std(ddof=1)) if len(seeds) > 1 else None,
