@@ -16,6 +16,7 @@ import math
 import os
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -102,7 +103,8 @@ class NotebookRun:
 
 
 def start_run(notebook: str, preset: str = "classroom", seed: int = 0, data_dir: str = "", device: str = "auto",
-              output_dir: str = "", family: str = "segmentation") -> NotebookRun:
+              output_dir: str = "", family: str = "segmentation",
+              settings: Mapping[str, object] | None = None) -> NotebookRun:
     """Resolve a notebook's parameters (with environment fallbacks), seed, and pick the device.
 
     Args:
@@ -116,12 +118,19 @@ def start_run(notebook: str, preset: str = "classroom", seed: int = 0, data_dir:
             fedlab checkout (whether run from JupyterLab, papermill or ``make reproduce``), else
             ``./outputs/<notebook>`` beside the notebook.
         family: Preset family of the lesson, "segmentation" or "tabular" (see :func:`fedlab.config.get_config`).
+        settings: Preset fields to change, e.g. ``{"rounds": 90}`` (a notebook's ``SETTINGS`` parameter);
+            applied to whichever preset is chosen, ``$FEDLAB_PRESET`` included.
 
     Raises:
-        ValueError: for an unknown preset.
+        ValueError: for an unknown preset, a setting the preset does not have (the message lists them) or
+            an invalid value.
         FileNotFoundError: when the data folder does not exist.
     """
     config = get_config(preset, family=family, env_wins=True)
+    if settings:
+        if "preset" in settings:
+            raise ValueError("SETTINGS cannot change the preset; choose it with PRESET")
+        config = config.replace(**dict(settings))
     data_dir = os.environ.get(DATA_DIR_ENV) or data_dir or ""
     if data_dir and not Path(data_dir).exists():
         raise FileNotFoundError(

@@ -129,6 +129,19 @@ def test_shadowing_package_fails_fast(monkeypatch):
         _install_check.check_not_shadowed()
 
 
+def test_notebook_settings_change_the_chosen_preset(tmp_path, monkeypatch):
+    monkeypatch.delenv("FEDLAB_PRESET", raising=False)
+    run = start_run("00_test", "smoke", output_dir=str(tmp_path), settings={"rounds": 7})
+    assert run.config == PRESETS["segmentation"]["smoke"].replace(rounds=7)
+    monkeypatch.setenv("FEDLAB_PRESET", "classroom")  # the environment picks the preset, the settings still apply
+    run = start_run("00_test", "smoke", output_dir=str(tmp_path), settings={"rounds": 7})
+    assert run.config == PRESETS["segmentation"]["classroom"].replace(rounds=7)
+    with pytest.raises(ValueError, match="PRESET"):
+        start_run("00_test", "smoke", output_dir=str(tmp_path), settings={"preset": "paper"})
+    with pytest.raises(ValueError, match=r"no field\(s\) \['round'\]"):
+        start_run("00_test", "smoke", output_dir=str(tmp_path), settings={"round": 7})
+
+
 def test_notebook_run_writes_contract_files(tmp_path):
     run = start_run("00_test", "smoke", seed=3, output_dir=str(tmp_path))
     df = pd.DataFrame([{"method": "FedAvg", "site": "A", "metric": "dice", "value": 0.5, "split": "test",

@@ -9,8 +9,9 @@ pytestmark = pytest.mark.notebook
 
 
 def test_notebook_01_smoke(tmp_path):
-    results, summary = execute_notebook("01_fedavg", tmp_path)
+    results, summary = execute_notebook("01_fedavg", tmp_path, SETTINGS={"eval_batch_size": 16})
     assert summary["preset"] == "smoke" and summary["synthetic"] is True
+    assert summary["receipt"]["config"]["eval_batch_size"] == 16  # SETTINGS reached the run
     assert summary["data"]["title"].endswith("(synthetic)")
     sites = set(summary["data"]["sites"])
     assert len(sites) == 6
