@@ -24,6 +24,15 @@ Stage 1 is part of the round loop (not ``finish``) so that model selection stays
 data: each site keeps the round (stage 0 or 1) with its best validation Dice, and a kept stage-0
 model is served without calibration (the site model stores whether it was calibrated).
 
+Stage 1 as built here trains only the calibration module, on a frozen U-Net, with heads exchanged once.
+The authors' released scripts differ (read in ``jcwang123/FedLC``; nothing copied): ``scripts/train_hc.py``
+loads a trained network and keeps training it federatedly on the calibrated Dice loss, with FedRep's
+schedule for body and head (head-only batches first, then body-only; the body still averaged every
+epoch) and the calibration module on every batch, each site's copies of the other heads refreshed every
+epoch in-process (no communication counted); ``scripts/train_lcfed.py`` alternates a stage-0 step and a
+calibration step on every batch from the start. Whether training the body through the calibrated loss
+changes the comparison has not been measured in fedlab.
+
 Ablations are constructor options: ``LCFed(use_pcs=False, alpha=0, use_hc=False)`` is the
 FedRep-style backbone, ``LCFed(alpha=0, use_hc=False)`` adds PCS without the contrastive loss,
 ``LCFed(use_hc=False)`` adds the contrast, ``LCFed()`` is the full method. :data:`ABLATIONS` lists them.
