@@ -17,7 +17,7 @@ from fedlab.federation.messages import Message, Reply
 from fedlab.federation.params import state_bytes
 from fedlab.federation.simulation import deliver, run_federation, setup_run
 from fedlab.federation.strategies import STRATEGIES, get_strategy
-from fedlab.federation.strategies.lcfed import ABLATIONS, LCFed, lcfed_loss
+from fedlab.federation.strategies.lcfed import ABLATIONS, LCFed, calibration_loss, joint_calibration_loss, lcfed_loss
 from fedlab.models import (
     HeadCalibration,
     LCFedNet,
@@ -251,6 +251,8 @@ def test_registry_ablations_and_bad_options():
         LCFed(alpha=0.1, use_pcs=False)
     with pytest.raises(ValueError, match="alpha must be >= 0"):
         get_strategy("LC-Fed", alpha=-1.0)
+    with pytest.raises(ValueError, match="hc_stage must be one of"):
+        LCFed(hc_stage="late")
 
 
 class SpyLCFed(LCFed):
@@ -295,6 +297,54 @@ def test_lcfed_rounds_on_cpu(toy_federation, tiny_config):
     assert all(bool(m.calibrated) for m in history.site_models)
     final = history.final()
     assert np.isfinite(final[["dice", "iou"]].to_numpy()).all()
+
+
+def test_joint_stage_keeps_training_body_and_head_on_the_calibrated_loss(toy_federation, tiny_config):
+    """hc_stage="joint" (the authors' train_hc.py): in stage 1 the body is still trained and averaged, the head and
+    the calibration module trained, and the heads travel every round."""
+    cfg = tiny_config.replace(rounds=3, hc_rounds=2)
+    strategy = SpyLCFed(hc_stage="joint")
+    assert strategy.name == "LC-Fed (joint HC)"
+    history = run_federation(strategy, toy_federation, cfg, progress=False, select="last")
+    ledger = history.ledger_dataframe()
+    net = history.site_models[0].net
+    k = len(toy_federation)
+    head = state_bytes(net.head.state_dict())
+    shared = state_bytes(strategy.split.shared_state(net.state_dict()))
+    assert ledger["bytes_up"].tolist() == [k * (shared + head)] * 3  # body and head, every round
+    assert ledger["bytes_down"].tolist() == [k * shared] + [k * shared + k * (k - 1) * head] * 2
+    _, r1, r2, r3, _ = strategy.snapshots
+    shared_keys = set(strategy.split.shared)
+    for before, after in ((r1, r2), (r2, r3)):
+        for site in range(k):
+            changed = {key for key in before[site] if not torch.equal(before[site][key], after[site][key])}
+            assert {key for key in changed if key.startswith("hc.")}, "the calibration module trains"
+            assert {key for key in changed if key.startswith("unet.head.")}, "the head trains"
+            assert changed & shared_keys, "the body trains"
+        for key in shared_keys:  # ... and is averaged: every site holds the same body after delivery
+            assert all(torch.equal(after[0][key], after[site][key]) for site in range(k))
+    assert all(bool(m.calibrated) for m in history.site_models)
+    assert np.isfinite(history.final()[["dice", "iou"]].to_numpy()).all()
+
+
+def test_joint_loss_is_the_calibrated_dice_with_gradient_through_the_unet():
+    torch.manual_seed(0)
+    net = make_net(num_sites=3)
+    heads = [copy.deepcopy(net.head) for _ in range(3)]
+    for h in heads[1:]:
+        torch.nn.init.normal_(h.weight)
+    site_model = LCFedSiteModel(net, 0, heads, calibrated=True)
+    x, y = torch.rand(2, 1, 16, 16), (torch.rand(2, 1, 16, 16) > 0.5).float()
+    joint = joint_calibration_loss(site_model)(net, x, y)
+    frozen = calibration_loss(site_model)(net, x, y)
+    torch.testing.assert_close(joint, frozen)  # the same value ...
+    joint.backward()
+    encoder = next(p for name, p in net.named_parameters() if name.startswith("unet.") and "head" not in name)
+    assert encoder.grad is not None and encoder.grad.abs().sum() > 0  # ... but the U-Net gets a gradient
+    assert net.head.weight.grad is not None and net.hc.conv.weight.grad is not None
+    net.zero_grad(set_to_none=True)
+    calibration_loss(site_model)(net, x, y).backward()
+    assert encoder.grad is None and net.head.weight.grad is None  # the frozen stage's loss reaches only HC
 
 
 def test_val_selection_keeps_calibration_flag(toy_federation, tiny_config):

@@ -9,11 +9,18 @@ Two stages inside one :func:`~fedlab.federation.simulation.run_federation` call:
   averages everything except the head and the calibration module, which stay local. PCS is shared:
   it personalises only through the site code. In the last stage-0 round every site also uploads its
   head (only with ``use_hc``).
-* **Stage 1** (the last ``hc_rounds`` rounds, only with ``use_hc``): in the first stage-1 round every
-  site receives the final global body and the K-1 heads it does not have (counted in the bytes
-  ledger); then, every stage-1
-  round, it trains its head calibration module for ``config.local_steps`` steps with the Dice loss
-  while the U-Net (and PCS and head) stay frozen. Nothing else travels.
+* **Stage 1** (the last ``hc_rounds`` rounds, only with ``use_hc``), in one of two forms
+  (``hc_stage``):
+
+  - ``"frozen"`` (default): in the first stage-1 round every site receives the final global body and
+    the K-1 heads it does not have (counted in the bytes ledger); then, every stage-1 round, it trains
+    its head calibration module for ``config.local_steps`` steps with the Dice loss of the calibrated
+    prediction while the U-Net (and PCS and head) stay frozen. Nothing else travels.
+  - ``"joint"`` (the authors' released ``scripts/train_hc.py``): every stage-1 round is a stage-0
+    round whose loss is the Dice loss of the calibrated prediction: FedRep's schedule (head-only
+    steps, then body-only steps; the body averaged by the server) with the calibration module trained
+    in every step. Each site uploads its head every round and receives the other K-1 heads of the
+    previous round with the global body (all counted in the bytes ledger).
 
 The stage of a round travels in the message config (``{"stage": 0 | 1}``), so a site needs no
 schedule of its own. The total number of rounds comes from the loop (``setup``), never from
@@ -24,14 +31,13 @@ Stage 1 is part of the round loop (not ``finish``) so that model selection stays
 data: each site keeps the round (stage 0 or 1) with its best validation Dice, and a kept stage-0
 model is served without calibration (the site model stores whether it was calibrated).
 
-Stage 1 as built here trains only the calibration module, on a frozen U-Net, with heads exchanged once.
-The authors' released scripts differ (read in ``jcwang123/FedLC``; nothing copied): ``scripts/train_hc.py``
-loads a trained network and keeps training it federatedly on the calibrated Dice loss, with FedRep's
-schedule for body and head (head-only batches first, then body-only; the body still averaged every
-epoch) and the calibration module on every batch, each site's copies of the other heads refreshed every
-epoch in-process (no communication counted); ``scripts/train_lcfed.py`` alternates a stage-0 step and a
-calibration step on every batch from the start. Whether training the body through the calibrated loss
-changes the comparison has not been measured in fedlab.
+The authors' released scripts (read in ``jcwang123/FedLC``; nothing copied) never freeze the U-Net while
+calibrating: ``scripts/train_hc.py`` loads a trained network and keeps training it federatedly on the
+calibrated Dice loss, which ``hc_stage="joint"`` follows (there each site's copies of the other heads are
+refreshed every epoch in-process, without communication; here they travel every round);
+``scripts/train_lcfed.py`` alternates a stage-0 step and a calibration step on every batch from the start.
+``"frozen"`` isolates what calibration adds to a fixed backbone, which is what notebook 03 teaches; the
+two are compared in ``bench/results/lcfed_hc_stage/``.
 
 Ablations are constructor options: ``LCFed(use_pcs=False, alpha=0, use_hc=False)`` is the
 FedRep-style backbone, ``LCFed(alpha=0, use_hc=False)`` adds PCS without the contrastive loss,
@@ -60,6 +66,7 @@ from fedlab.models.hc import HeadCalibration
 from fedlab.models.lcfed import LCFedNet, LCFedSiteModel
 from fedlab.models.pcs import contrastive_site_loss
 
+HC_STAGES: tuple[str, ...] = ("frozen", "joint")
 HEAD_PREFIX = "head."  # payload keys of an uploaded head (never clash with LCFedNet keys: unet./pcs./hc.)
 
 ABLATIONS: dict[str, dict] = {
@@ -98,6 +105,19 @@ def calibration_loss(site_model: LCFedSiteModel) -> LossFn:
     return lambda net, x, y: dice(site_model.calibrate(x), y)
 
 
+def joint_calibration_loss(site_model: LCFedSiteModel) -> LossFn:
+    """Joint stage-1 loss: Dice of the calibrated logits, differentiable through the U-Net and the own head
+    (the other sites' heads are fixed copies)."""
+    dice = DiceLoss(sigmoid=True)
+
+    def loss(net: LCFedNet, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        out = net.forward_all(x, site_model.site)
+        probs = site_model.head_probabilities(out.feature)  # (K, N, L, H, W), the own head live
+        return dice(net.hc(out.feature, probs, site_model.site), y)
+
+    return loss
+
+
 def _heads_message(heads: dict, exclude: int) -> dict[str, torch.Tensor]:
     """The heads of every site but ``exclude``, flattened to ``head.<site>.<key>`` tensors."""
     return {f"{HEAD_PREFIX}{j}.{key}": t for j, head in heads.items() if j != exclude for key, t in head.items()}
@@ -124,6 +144,8 @@ class LCFed(FedRep):
         use_pcs: Put PCS on the bottleneck.
         use_hc: Train head calibration in the last ``hc_rounds`` rounds.
         hc_rounds: Rounds of stage 1 (default ``config.hc_rounds``), taken from the end of the run.
+        hc_stage: "frozen" (stage 1 trains only the calibration module) or "joint" (stage 1 keeps training
+            body and head with FedRep's schedule on the calibrated loss, as the authors' released code).
         weighting: "samples" (w_k = n_k / n) or "uniform" (the authors' code).
         name: Label in results (default "LC-Fed", or a description of the ablation).
     """
@@ -132,7 +154,7 @@ class LCFed(FedRep):
     personalized = True
 
     def __init__(self, alpha: float = 0.1, use_pcs: bool = True, use_hc: bool = True, hc_rounds: int | None = None,
-                 weighting: str = "samples", name: str | None = None) -> None:
+                 weighting: str = "samples", name: str | None = None, hc_stage: str = "frozen") -> None:
         super().__init__(weighting=weighting)
         if alpha < 0:
             raise ValueError(f"alpha must be >= 0, got {alpha}")
@@ -140,11 +162,14 @@ class LCFed(FedRep):
             raise ValueError("alpha > 0 needs use_pcs=True: the contrastive loss acts on the PCS gates")
         if hc_rounds is not None and hc_rounds < 1:
             raise ValueError(f"hc_rounds must be >= 1 (or None for config.hc_rounds), got {hc_rounds}")
+        if hc_stage not in HC_STAGES:
+            raise ValueError(f"hc_stage must be one of {HC_STAGES}, got {hc_stage!r}")
+        self.hc_stage = hc_stage
         self.alpha = float(alpha)
         self.use_pcs = use_pcs
         self.use_hc = use_hc
         self.hc_rounds_arg = hc_rounds
-        self.name = name or self.default_name(alpha, use_pcs, use_hc)
+        self.name = name or self.default_name(alpha, use_pcs, use_hc) + (" (joint HC)" if hc_stage == "joint" else "")
         self.hc_rounds = 0
         self.backbone_rounds = 0
 
@@ -217,6 +242,9 @@ class LCFed(FedRep):
             message = Message(dict(state["global"]), {"stage": 0, "send_head": self.use_hc and
                                                       round == self.backbone_rounds})
             return {k: message for k in selected}
+        if self.hc_stage == "joint":  # the global body and the other heads, every round
+            return {k: Message({**state["global"], **_heads_message(state["heads"], k)}, {"stage": 1})
+                    for k in selected}
         if round != self.backbone_rounds + 1:
             return {k: Message({}, {"stage": 1}) for k in selected}
         return {k: Message({**state["global"], **_heads_message(state["heads"], k)}, {"stage": 1}) for k in selected}
@@ -235,8 +263,8 @@ class LCFed(FedRep):
         return new
 
     def configure_evaluate(self, round: int, state: ServerState, clients: Sequence[int]) -> dict[int, Message]:
-        """Stage 0: the global body. Stage 1: nothing (the body no longer changes)."""
-        if self.stage(round) == 0:
+        """The global body; in a frozen stage 1 nothing (the body no longer changes)."""
+        if self.stage(round) == 0 or self.hc_stage == "joint":
             return super().configure_evaluate(round, state, clients)
         return {k: Message() for k in clients}
 
@@ -252,6 +280,8 @@ class LCFed(FedRep):
         """Stage 0: head-only then body-only steps. Stage 1: calibration-only steps. See module docstring."""
         self.prepare_round(client, message)
         net: LCFedNet = client.model
+        if message.config.get("stage", 0) == 1 and self.hc_stage == "joint":
+            return self._joint_calibration_round(client)
         if message.config.get("stage", 0) == 1:
             site_model = self._site_model(client, calibrated=True)
             loss = client.train(self.config.local_steps, params=list(net.hc.parameters()),
@@ -262,6 +292,25 @@ class LCFed(FedRep):
         extra = None
         if message.config.get("send_head"):  # the heads travel once stage 0 is over
             extra = {f"{HEAD_PREFIX}{client.index}.{k}": v.detach().clone() for k, v in net.head.state_dict().items()}
+        return self.reply(client, loss, extra)
+
+    def _joint_calibration_round(self, client: Client) -> Reply:
+        """FedRep's schedule on the calibrated loss, the calibration module trained in every step; the reply
+        carries the body and the site's head."""
+        net: LCFedNet = client.model
+        site_model = self._site_model(client, calibrated=True)
+        loss_fn = joint_calibration_loss(site_model)
+        calibration = list(net.hc.parameters())
+        local_ids = {id(p) for m in self.head_modules(net) for p in m.parameters()}
+        head = list(net.head.parameters()) + calibration
+        body = [p for p in net.parameters() if id(p) not in local_ids] + calibration
+        steps_head = self.config.head_steps
+        steps_body = self.config.local_steps - steps_head
+        loss_head = client.train(steps_head, params=head, loss_fn=loss_fn)
+        loss_body = client.train(steps_body, params=body, loss_fn=loss_fn)
+        client.private["hc_rounds_done"] += 1
+        loss = (loss_head * steps_head + loss_body * steps_body) / self.config.local_steps
+        extra = {f"{HEAD_PREFIX}{client.index}.{k}": v.detach().clone() for k, v in net.head.state_dict().items()}
         return self.reply(client, loss, extra)
 
     # --- evaluation and end of training -------------------------------------------------------

@@ -1,0 +1,120 @@
+"""Experiment: LC-Fed's calibration stage as the authors released it (``hc_stage="joint"``) against fedlab's
+default (``"frozen"``), on an embedded synthetic federation, over several seeds.
+
+The joint runs are written like ``bench/seg_methods.py``'s (``OUT/runs/``, resumable, the same report
+files); the comparison table takes FedAvg, FedRep and the frozen LC-Fed of the same seeds from a
+``seg_methods`` result folder (``--baseline``, its ``final.csv``) and adds the joint runs: average test IoU
+(%) per seed, mean and std, and the paired difference to each baseline.
+
+Example::
+
+    OMP_NUM_THREADS=1 python bench/lcfed_hc_stage.py --dataset prostate --seeds 0,1,2 --jobs 2 \\
+        --baseline bench/results/seg_prostate_classroom --out bench/results/lcfed_hc_stage/prostate
+
+All numbers are on SYNTHETIC data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+
+import pandas as pd
+
+NAME = "LC-Fed (joint HC)"
+BASELINES = ("FedAvg", "FedRep", "LC-Fed")
+
+
+def _seg_methods():
+    spec = importlib.util.spec_from_file_location("seg_methods", Path(__file__).with_name("seg_methods.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_one(dataset: str, seed: int, preset: str, out: str) -> str:
+    """One joint LC-Fed run; writes ``runs/<name>__seed<seed>.{final,curve}.csv`` and ``.json``."""
+    import torch
+
+    from fedlab.config import get_config
+    from fedlab.data.synthetic import make_federation
+    from fedlab.experiments.lcfed import results_frame
+    from fedlab.federation.simulation import run_federation
+    from fedlab.federation.strategies.lcfed import LCFed
+
+    seg = _seg_methods()
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    cfg = get_config(preset)
+    fed = make_federation(dataset, config=cfg, seed=seed)
+    tic = time.perf_counter()
+    history = run_federation(LCFed(hc_stage="joint"), fed, cfg, seed=seed, device="cpu", progress=False)
+    seconds = time.perf_counter() - tic
+    stem = Path(out) / "runs" / f"{NAME}__seed{seed}"
+    results_frame({NAME: history}).to_csv(f"{stem}.final.csv", index=False)
+    curve = history.to_dataframe("curve").assign(method=NAME)
+    curve.to_csv(f"{stem}.curve.csv", index=False)
+    facts = {"method": NAME, "seed": seed, "seconds": seconds, "rounds": cfg.rounds,
+             "last_quarter_gain": seg.last_quarter_gain(curve, cfg.rounds),
+             "selected_round": history.selected_round,
+             "selected_last": sum(r == cfg.rounds for r in history.selected_round.values()) / len(history.sites),
+             "machine": seg.machine()}
+    Path(f"{stem}.json").write_text(json.dumps(facts, indent=1, default=str))
+    return f"{NAME} seed {seed}: {seconds:.0f} s"
+
+
+def comparison(joint: pd.DataFrame, baseline: pd.DataFrame, seeds: list[int]) -> pd.DataFrame:
+    """Site-averaged test IoU (%) per method and seed, with mean, std and the joint run's paired differences."""
+    both = pd.concat([baseline[baseline["method"].isin(BASELINES)], joint], ignore_index=True)
+    iou = both[(both["metric"] == "iou") & both["seed"].isin(seeds)]
+    table = 100 * iou.groupby(["method", "seed"])["value"].mean().unstack("seed")
+    table = table.loc[[*BASELINES, NAME]]
+    table.columns = [f"seed {s}" for s in table.columns]
+    per_seed = table.copy()
+    table["mean"], table["std"] = per_seed.mean(axis=1), per_seed.std(axis=1, ddof=0)
+    for method in BASELINES:
+        diff = per_seed.loc[NAME] - per_seed.loc[method]
+        table.loc[f"{NAME} - {method}"] = [*diff.to_numpy(), diff.mean(), diff.std(ddof=0)]
+    return table.round(2)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--dataset", default="prostate", choices=("prostate", "polyp", "fundus"))
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--preset", default="classroom")
+    parser.add_argument("--jobs", type=int, default=1)
+    parser.add_argument("--baseline", required=True, help="a bench/seg_methods.py result folder (its final.csv)")
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args(argv)
+    seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    out = Path(args.out)
+    (out / "runs").mkdir(parents=True, exist_ok=True)
+    todo = [s for s in seeds if not (out / "runs" / f"{NAME}__seed{s}.json").exists()]
+    with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        for f in as_completed([pool.submit(run_one, args.dataset, s, args.preset, str(out)) for s in todo]):
+            print(f.result(), flush=True)
+
+    from fedlab.config import get_config
+
+    seg = _seg_methods()
+    header = {"dataset": args.dataset, "preset": args.preset,
+              "command": "OMP_NUM_THREADS=1 python bench/lcfed_hc_stage.py " + " ".join(argv or sys.argv[1:]),
+              "config": json.dumps(get_config(args.preset).to_dict()), "machine": json.dumps(seg.machine())}
+    seg.report(out, [NAME], header)
+    table = comparison(pd.read_csv(out / "final.csv"), pd.read_csv(Path(args.baseline) / "final.csv"), seeds)
+    table.to_csv(out / "comparison.csv")
+    text = (f"\n## {NAME} against the baselines of `{args.baseline}`\n\nAverage test IoU (%) over the sites, "
+            "per seed; the last rows are the joint run's paired differences.\n\n" + seg.markdown(table) + "\n")
+    with open(out / "README.md", "a") as f:
+        f.write(text)
+    print((out / "README.md").read_text())
+
+
+if __name__ == "__main__":
+    main()
