@@ -253,6 +253,7 @@ def test_registry_ablations_and_bad_options():
         get_strategy("LC-Fed", alpha=-1.0)
     with pytest.raises(ValueError, match="hc_stage must be one of"):
         LCFed(hc_stage="late")
+    assert LCFed(use_hc=False, hc_stage="joint").name == LCFed(use_hc=False).name  # no calibration stage to name
 
 
 class SpyLCFed(LCFed):

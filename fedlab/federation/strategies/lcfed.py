@@ -169,7 +169,8 @@ class LCFed(FedRep):
         self.use_pcs = use_pcs
         self.use_hc = use_hc
         self.hc_rounds_arg = hc_rounds
-        self.name = name or self.default_name(alpha, use_pcs, use_hc) + (" (joint HC)" if hc_stage == "joint" else "")
+        joint = use_hc and hc_stage == "joint"  # without HC there is no calibration stage to name
+        self.name = name or self.default_name(alpha, use_pcs, use_hc) + (" (joint HC)" if joint else "")
         self.hc_rounds = 0
         self.backbone_rounds = 0
 
