@@ -306,6 +306,21 @@ def test_the_flower_protocol_gives_run_federations_history_for_every_strategy(na
     assert not set(history.info["keys_up"]) & set(history.info["local_keys"])  # nothing local ever left a node
 
 
+def test_the_flower_protocol_runs_lcfeds_joint_calibration_stage_as_the_simulator(three_sites, flower_task):
+    """LC-Fed with the released calibration stage (bodies and heads travel in every calibration round) gives
+    run_federation's history bit for bit, two calibration rounds included."""
+    def make():
+        return LCFed(hc_rounds=2, hc_stage="joint")
+
+    config = tiny_config()
+    reference = run_federation(make(), three_sites, config, rounds=3, seed=0, progress=False)
+    history = _serve(RunSpec.create(make(), three_sites, config, rounds=3, seed=0), _nodes(three_sites))
+    assert history.info["strategy"] == reference.info["strategy"] and history.info["strategy"]["hc_stage"] == "joint"
+    assert history.rows == reference.rows
+    assert _without_seconds(history.ledger) == _without_seconds(reference.ledger)
+    assert history.selected_round == reference.selected_round
+
+
 def test_a_node_with_a_missing_folder_stops_the_run_naming_node_site_and_folder(federation, flower_task, tmp_path):
     spec = RunSpec.create(FedAvg(), federation, tiny_config(), rounds=2)
     missing = str(tmp_path / "no-such-folder")
