@@ -277,17 +277,20 @@ def test_backbone_ablation_is_fedrep(toy_federation, tiny_config):
     assert ours.ledger_dataframe()["bytes_up"].tolist() == ref.ledger_dataframe()["bytes_up"].tolist()
 
 
+def _ledger_and_sizes(history, strategy):
+    """The run's ledger, the number of sites and the bytes of one site's shared part and of one head."""
+    net = history.site_models[0].net
+    return (history.ledger_dataframe(), len(history.site_models),
+            state_bytes(strategy.split.shared_state(net.state_dict())), state_bytes(net.head.state_dict()))
+
+
 def test_lcfed_rounds_on_cpu(toy_federation, tiny_config):
     """Round 1: backbone (FedRep schedule + PCS). Round 2: head exchange + HC training, U-Net frozen."""
     cfg = tiny_config.replace(rounds=2, hc_rounds=1)
     strategy = SpyLCFed()
     history = run_federation(strategy, toy_federation, cfg, progress=False, select="last")
 
-    ledger = history.ledger_dataframe()
-    net = history.site_models[0].net
-    k = len(toy_federation)
-    head = state_bytes(net.head.state_dict())
-    shared = state_bytes(strategy.split.shared_state(net.state_dict()))
+    ledger, k, shared, head = _ledger_and_sizes(history, strategy)
     assert ledger["bytes_up"].tolist() == [k * (shared + head), 0]  # round 1 sends the heads, stage 1 nothing
     assert ledger["bytes_down"].tolist() == [k * shared, k * shared + k * (k - 1) * head]
     _, r1, r2, _ = strategy.snapshots  # round 0, 1, 2, final
@@ -307,11 +310,7 @@ def test_joint_stage_keeps_training_body_and_head_on_the_calibrated_loss(toy_fed
     strategy = SpyLCFed(hc_stage="joint")
     assert strategy.name == "LC-Fed (joint HC)"
     history = run_federation(strategy, toy_federation, cfg, progress=False, select="last")
-    ledger = history.ledger_dataframe()
-    net = history.site_models[0].net
-    k = len(toy_federation)
-    head = state_bytes(net.head.state_dict())
-    shared = state_bytes(strategy.split.shared_state(net.state_dict()))
+    ledger, k, shared, head = _ledger_and_sizes(history, strategy)
     assert ledger["bytes_up"].tolist() == [k * (shared + head)] * 3  # body and head, every round
     assert ledger["bytes_down"].tolist() == [k * shared] + [k * shared + k * (k - 1) * head] * 2
     _, r1, r2, r3, _ = strategy.snapshots
