@@ -13,10 +13,12 @@ Which modules form the head is a method (``head_modules``), so a model with more
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 
-from fedlab.federation.client import Client
+from fedlab.federation.client import Client, LossFn
 from fedlab.federation.messages import Message, Reply
 from fedlab.federation.params import ParamSplit
 from fedlab.federation.strategies.base import Strategy
@@ -47,19 +49,25 @@ class FedRep(FedPer):
         self.prepare_round(client, message)
         return self.reply(client, self.train_head_then_body(client))
 
-    def train_head_then_body(self, client: Client) -> torch.Tensor:
+    def train_head_then_body(self, client: Client, loss_fn: LossFn | None = None,
+                             also: Sequence[nn.Parameter] = ()) -> torch.Tensor:
         """FedRep's local schedule; returns the mean loss over all ``local_steps`` steps.
 
         The head is ``model.head``; the body is every other parameter that is not local
-        (:meth:`head_modules`), so LC-Fed's calibration module (local, trained in its own stage)
-        sits out both phases.
+        (:meth:`head_modules`), so LC-Fed's calibration module (local) sits out both phases unless
+        it is passed in ``also``.
+
+        Args:
+            client: The site.
+            loss_fn: Loss of both phases (default: the client's task loss).
+            also: Parameters trained in both phases (LC-Fed's joint calibration stage: the calibration module).
         """
         model = client.model
         local_ids = {id(p) for m in self.head_modules(model) for p in m.parameters()}
-        head = list(model.head.parameters())
-        body = [p for p in model.parameters() if id(p) not in local_ids]
+        head = list(model.head.parameters()) + list(also)
+        body = [p for p in model.parameters() if id(p) not in local_ids] + list(also)
         steps_head = self.config.head_steps
         steps_body = self.config.local_steps - steps_head
-        loss_head = client.train(steps_head, params=head)
-        loss_body = client.train(steps_body, params=body)
+        loss_head = client.train(steps_head, params=head, loss_fn=loss_fn)
+        loss_body = client.train(steps_body, params=body, loss_fn=loss_fn)
         return (loss_head * steps_head + loss_body * steps_body) / self.config.local_steps

@@ -299,18 +299,9 @@ class LCFed(FedRep):
         """FedRep's schedule on the calibrated loss, the calibration module trained in every step; the reply
         carries the body and the site's head."""
         net: LCFedNet = client.model
-        site_model = self._site_model(client, calibrated=True)
-        loss_fn = joint_calibration_loss(site_model)
-        calibration = list(net.hc.parameters())
-        local_ids = {id(p) for m in self.head_modules(net) for p in m.parameters()}
-        head = list(net.head.parameters()) + calibration
-        body = [p for p in net.parameters() if id(p) not in local_ids] + calibration
-        steps_head = self.config.head_steps
-        steps_body = self.config.local_steps - steps_head
-        loss_head = client.train(steps_head, params=head, loss_fn=loss_fn)
-        loss_body = client.train(steps_body, params=body, loss_fn=loss_fn)
+        loss_fn = joint_calibration_loss(self._site_model(client, calibrated=True))
+        loss = self.train_head_then_body(client, loss_fn=loss_fn, also=list(net.hc.parameters()))
         client.private["hc_rounds_done"] += 1
-        loss = (loss_head * steps_head + loss_body * steps_body) / self.config.local_steps
         extra = {f"{HEAD_PREFIX}{client.index}.{k}": v.detach().clone() for k, v in net.head.state_dict().items()}
         return self.reply(client, loss, extra)
 
