@@ -39,33 +39,20 @@ def _seg_methods():
 
 
 def run_one(dataset: str, seed: int, preset: str, out: str) -> str:
-    """One joint LC-Fed run; writes ``runs/<name>__seed<seed>.{final,curve}.csv`` and ``.json``."""
+    """One joint LC-Fed run, saved as ``bench/seg_methods.py`` saves its runs."""
     import torch
 
     from fedlab.config import get_config
     from fedlab.data.synthetic import make_federation
-    from fedlab.experiments.lcfed import results_frame
     from fedlab.federation.simulation import run_federation
     from fedlab.federation.strategies.lcfed import LCFed
 
-    seg = _seg_methods()
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     cfg = get_config(preset)
     fed = make_federation(dataset, config=cfg, seed=seed)
     tic = time.perf_counter()
     history = run_federation(LCFed(hc_stage="joint"), fed, cfg, seed=seed, device="cpu", progress=False)
-    seconds = time.perf_counter() - tic
-    stem = Path(out) / "runs" / f"{NAME}__seed{seed}"
-    results_frame({NAME: history}).to_csv(f"{stem}.final.csv", index=False)
-    curve = history.to_dataframe("curve").assign(method=NAME)
-    curve.to_csv(f"{stem}.curve.csv", index=False)
-    facts = {"method": NAME, "seed": seed, "seconds": seconds, "rounds": cfg.rounds,
-             "last_quarter_gain": seg.last_quarter_gain(curve, cfg.rounds),
-             "selected_round": history.selected_round,
-             "selected_last": sum(r == cfg.rounds for r in history.selected_round.values()) / len(history.sites),
-             "machine": seg.machine()}
-    Path(f"{stem}.json").write_text(json.dumps(facts, indent=1, default=str))
-    return f"{NAME} seed {seed}: {seconds:.0f} s"
+    return _seg_methods().save_run(out, NAME, seed, history, time.perf_counter() - tic)
 
 
 def comparison(joint: pd.DataFrame, baseline: pd.DataFrame, seeds: list[int]) -> pd.DataFrame:

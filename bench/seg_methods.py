@@ -39,10 +39,15 @@ import pandas as pd
 DEFAULT_METHODS = ("Local", "FedAvg", "FT", "FedBN", "FedPer", "FedRep", "PRR-FL", "LC-Fed", "Mix")
 
 
+def _val_dice(curve: pd.DataFrame) -> pd.Series:
+    """Site-averaged validation Dice per evaluated round."""
+    val = curve[(curve["split"] == "val") & (curve["metric"] == "dice")]
+    return val.groupby("round")["value"].mean()
+
+
 def last_quarter_gain(curve: pd.DataFrame, rounds: int) -> float:
     """Site-averaged validation Dice at the last round minus at the first evaluated round >= 3/4 of the run."""
-    val = curve[(curve["split"] == "val") & (curve["metric"] == "dice")]
-    avg = val.groupby("round")["value"].mean()
+    avg = _val_dice(curve)
     start = avg.index[avg.index >= 0.75 * rounds]
     if avg.empty or start.empty:
         return float("nan")
@@ -57,8 +62,7 @@ def quarter_trend(curve: pd.DataFrame, rounds: int) -> tuple[float, float]:
     their least-squares line. A single evaluation scatters by about that much, so the endpoint gain of
     :func:`last_quarter_gain` carries noise of about ``scatter * sqrt(2)``; the quarter means average it.
     """
-    val = curve[(curve["split"] == "val") & (curve["metric"] == "dice")]
-    avg = val.groupby("round")["value"].mean()
+    avg = _val_dice(curve)
     last = avg[avg.index >= 0.75 * rounds]
     third = avg[(avg.index >= 0.5 * rounds) & (avg.index < 0.75 * rounds)]
     if len(last) < 3 or third.empty:
@@ -88,19 +92,25 @@ def run_one(dataset: str, method: str, seed: int, preset: str, overrides: dict, 
 
     from fedlab.config import get_config
     from fedlab.data.synthetic import make_federation
-    from fedlab.experiments.lcfed import results_frame, run_methods
+    from fedlab.experiments.lcfed import run_methods
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     cfg = get_config(preset, **overrides)
     fed = make_federation(dataset, config=cfg, seed=seed)
     tic = time.perf_counter()
     history = run_methods([method], fed, cfg, seed=seed, device="cpu", progress=False)[method]
-    seconds = time.perf_counter() - tic
+    return save_run(out, method, seed, history, time.perf_counter() - tic)
+
+
+def save_run(out: str | Path, method: str, seed: int, history, seconds: float) -> str:
+    """Write one finished run as ``runs/<method>__seed<seed>.{final,curve}.csv`` and ``.json``; returns a log line."""
+    from fedlab.experiments.lcfed import results_frame
+
     stem = Path(out) / "runs" / f"{method}__seed{seed}"
     results_frame({method: history}).to_csv(f"{stem}.final.csv", index=False)
-    curve = history.to_dataframe("curve")
+    curve = history.to_dataframe("curve").assign(method=method)
     curve.to_csv(f"{stem}.curve.csv", index=False)
-    rounds = int(history.info.get("rounds", cfg.rounds))
+    rounds = int(history.info["rounds"])
     facts = {"method": method, "seed": seed, "seconds": seconds, "rounds": rounds,
              "last_quarter_gain": last_quarter_gain(curve, rounds),
              "selected_round": history.selected_round,
@@ -135,10 +145,10 @@ def report(out: Path, methods: list[str], header: dict) -> str:
     final = pd.concat(finals, ignore_index=True)
     curves = pd.concat([pd.read_csv(p) for p in sorted(runs.glob("*.curve.csv"))], ignore_index=True)
     facts = pd.DataFrame([json.loads(p.read_text()) for p in sorted(runs.glob("*.json"))])
-    trends = {(m, s): quarter_trend(c, int(facts.loc[(facts["method"] == m) & (facts["seed"] == s), "rounds"].iloc[0]))
-              for (m, s), c in curves.groupby(["method", "seed"])}
-    facts["quarter_gain"] = [trends[(m, s)][0] for m, s in zip(facts["method"], facts["seed"], strict=True)]
-    facts["scatter"] = [trends[(m, s)][1] for m, s in zip(facts["method"], facts["seed"], strict=True)]
+    curve_of = dict(iter(curves.groupby(["method", "seed"])))
+    trends = [quarter_trend(curve_of[(m, s)], r) for m, s, r in zip(facts["method"], facts["seed"], facts["rounds"],
+                                                                       strict=True)]
+    facts["quarter_gain"], facts["scatter"] = [t[0] for t in trends], [t[1] for t in trends]
     order = [m for m in methods if m in set(final["method"])]
     final.to_csv(out / "final.csv", index=False)
     curves.to_csv(out / "curves.csv", index=False)
