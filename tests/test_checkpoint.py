@@ -55,6 +55,7 @@ def _assert_same(a, b):
 CASES = {name: (lambda n=name: get_strategy(n), [3]) for name in STRATEGIES}
 CASES["FT"] = (lambda: get_strategy("FT"), [3, "finish"])
 CASES["LC-Fed"] = (lambda: LCFed(hc_rounds=2), [2, 4])
+CASES["LC-Fed (frozen HC)"] = (lambda: LCFed(hc_rounds=2, hc_stage="frozen"), [2, 4])
 CASES["LC-Fed (no HC)"] = (lambda: LCFed(use_hc=False), [3])
 
 

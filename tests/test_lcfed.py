@@ -253,7 +253,8 @@ def test_registry_ablations_and_bad_options():
         get_strategy("LC-Fed", alpha=-1.0)
     with pytest.raises(ValueError, match="hc_stage must be one of"):
         LCFed(hc_stage="late")
-    assert LCFed(use_hc=False, hc_stage="joint").name == LCFed(use_hc=False).name  # no calibration stage to name
+    assert LCFed().hc_stage == "joint" and LCFed(hc_stage="frozen").name == "LC-Fed (frozen HC)"
+    assert LCFed(use_hc=False, hc_stage="frozen").name == LCFed(use_hc=False).name  # no calibration stage to name
 
 
 class SpyLCFed(LCFed):
@@ -284,10 +285,11 @@ def _ledger_and_sizes(history, strategy):
             state_bytes(strategy.split.shared_state(net.state_dict())), state_bytes(net.head.state_dict()))
 
 
-def test_lcfed_rounds_on_cpu(toy_federation, tiny_config):
-    """Round 1: backbone (FedRep schedule + PCS). Round 2: head exchange + HC training, U-Net frozen."""
+def test_frozen_stage_trains_only_the_calibration_module(toy_federation, tiny_config):
+    """hc_stage="frozen". Round 1: backbone (FedRep schedule + PCS). Round 2: head exchange + HC training, U-Net
+    frozen."""
     cfg = tiny_config.replace(rounds=2, hc_rounds=1)
-    strategy = SpyLCFed()
+    strategy = SpyLCFed(hc_stage="frozen")
     history = run_federation(strategy, toy_federation, cfg, progress=False, select="last")
 
     ledger, k, shared, head = _ledger_and_sizes(history, strategy)
@@ -304,11 +306,11 @@ def test_lcfed_rounds_on_cpu(toy_federation, tiny_config):
 
 
 def test_joint_stage_keeps_training_body_and_head_on_the_calibrated_loss(toy_federation, tiny_config):
-    """hc_stage="joint" (the authors' train_hc.py): in stage 1 the body is still trained and averaged, the head and
-    the calibration module trained, and the heads travel every round."""
+    """hc_stage="joint" (the default, the authors' train_hc.py): in stage 1 the body is still trained and averaged,
+    the head and the calibration module trained, and the heads travel every round."""
     cfg = tiny_config.replace(rounds=3, hc_rounds=2)
-    strategy = SpyLCFed(hc_stage="joint")
-    assert strategy.name == "LC-Fed (joint HC)"
+    strategy = SpyLCFed()
+    assert strategy.name == "LC-Fed" and strategy.hc_stage == "joint"
     history = run_federation(strategy, toy_federation, cfg, progress=False, select="last")
     ledger, k, shared, head = _ledger_and_sizes(history, strategy)
     assert ledger["bytes_up"].tolist() == [k * (shared + head)] * 3  # body and head, every round

@@ -108,6 +108,18 @@ def test_describe_calibration_counts_and_average():
     assert describe_calibration(only_down).startswith("Head calibration lowered test Dice at 3 of 3 sites")
 
 
+def test_describe_calibration_of_a_model_trained_through_the_module():
+    """With the joint stage the same counts are read as the final models' reliance on the module, not as its gain."""
+    change = pd.DataFrame({"before": [0.50, 0.60], "after": [0.80, 0.62]}, index=["A", "B"])
+    change["change"] = change["after"] - change["before"]
+    text = describe_calibration(change, "Dice", trained_through=True)
+    assert "raised test Dice at 2 of 2 sites (A and B; by 0.020 to 0.300)" in text
+    assert "0.5500 without it and 0.7100 with it (+0.1600)" in text
+    assert "rely on their calibration module" in text and "not what calibration added" in text
+    flat = change.assign(after=change["before"], change=0.0)
+    assert "barely depend on the module" in describe_calibration(flat, trained_through=True)
+
+
 def test_describe_selected_rounds():
     assert "at 1 of 2 sites (B)" in describe_selected_rounds({"A": 30, "B": 33}, 30)
     assert "every site" in describe_selected_rounds({"A": 31, "B": 33}, 30)

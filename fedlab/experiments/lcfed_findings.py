@@ -275,13 +275,17 @@ def calibration_change(models: Sequence[torch.nn.Module], federation: Federation
     return frame
 
 
-def describe_calibration(change: pd.DataFrame, metric: str = "Dice", tolerance: float = UNCHANGED) -> str:
+def describe_calibration(change: pd.DataFrame, metric: str = "Dice", tolerance: float = UNCHANGED,
+                         trained_through: bool = False) -> str:
     """Markdown: at how many sites calibration raised / lowered the score, by how much, and the average.
 
     Args:
         change: From :func:`calibration_change`.
         metric: The score's name in the sentence.
         tolerance: Changes smaller than this count as unchanged.
+        trained_through: The U-Net and head were trained through the calibration module (``LCFed``'s default
+            ``hc_stage="joint"``): switching the module off then measures how much the final prediction relies
+            on it, not what calibration added to a fixed model, and the sentence says so.
     """
     up = change[change["change"] >= tolerance]["change"]
     down = change[change["change"] <= -tolerance]["change"]
@@ -302,6 +306,14 @@ def describe_calibration(change: pd.DataFrame, metric: str = "Dice", tolerance: 
     if not parts:
         return "No site to describe."
     before, after = change["before"].mean(), change["after"].mean()
+    if trained_through:
+        reliance = ("the final models rely on their calibration module" if after - before >= tolerance else
+                    "the final models score better with their calibration module switched off"
+                    if after - before <= -tolerance else "the final predictions barely depend on the module")
+        return (f"Switched on in the final models (against off, same U-Net and head), the calibration module "
+                f"{'; '.join(parts)}. The site average is {before:.4f} without it and {after:.4f} with it "
+                f"({after - before:+.4f}): {reliance}. The U-Net and head were trained through the module, so "
+                "this is not what calibration added; the ablation's \"+ contrast\" row is LC-Fed without it.")
     verdict = ("helped on average" if after - before >= tolerance else
                "hurt on average" if after - before <= -tolerance else "made no difference on average")
     return (f"Head calibration {'; '.join(parts)}. The site average moved from {before:.4f} to {after:.4f} "

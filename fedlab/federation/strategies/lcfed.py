@@ -12,15 +12,15 @@ Two stages inside one :func:`~fedlab.federation.simulation.run_federation` call:
 * **Stage 1** (the last ``hc_rounds`` rounds, only with ``use_hc``), in one of two forms
   (``hc_stage``):
 
-  - ``"frozen"`` (default): in the first stage-1 round every site receives the final global body and
-    the K-1 heads it does not have (counted in the bytes ledger); then, every stage-1 round, it trains
-    its head calibration module for ``config.local_steps`` steps with the Dice loss of the calibrated
+  - ``"joint"`` (default; the authors' released ``scripts/train_hc.py``): every stage-1 round is a
+    stage-0 round whose loss is the Dice loss of the calibrated prediction: FedRep's schedule
+    (head-only steps, then body-only steps; the body averaged by the server) with the calibration
+    module trained in every step. Each site uploads its head every round and receives the other K-1
+    heads of the previous round with the global body (all counted in the bytes ledger).
+  - ``"frozen"``: in the first stage-1 round every site receives the final global body and the K-1
+    heads it does not have (counted in the bytes ledger); then, every stage-1 round, it trains its
+    head calibration module for ``config.local_steps`` steps with the Dice loss of the calibrated
     prediction while the U-Net (and PCS and head) stay frozen. Nothing else travels.
-  - ``"joint"`` (the authors' released ``scripts/train_hc.py``): every stage-1 round is a stage-0
-    round whose loss is the Dice loss of the calibrated prediction: FedRep's schedule (head-only
-    steps, then body-only steps; the body averaged by the server) with the calibration module trained
-    in every step. Each site uploads its head every round and receives the other K-1 heads of the
-    previous round with the global body (all counted in the bytes ledger).
 
 The stage of a round travels in the message config (``{"stage": 0 | 1}``), so a site needs no
 schedule of its own. The total number of rounds comes from the loop (``setup``), never from
@@ -33,11 +33,12 @@ model is served without calibration (the site model stores whether it was calibr
 
 The authors' released scripts (read in ``jcwang123/FedLC``; nothing copied) never freeze the U-Net while
 calibrating: ``scripts/train_hc.py`` loads a trained network and keeps training it federatedly on the
-calibrated Dice loss, which ``hc_stage="joint"`` follows (there each site's copies of the other heads are
-refreshed every epoch in-process, without communication; here they travel every round);
+calibrated Dice loss, which the default ``hc_stage="joint"`` follows (there each site's copies of the other
+heads are refreshed every epoch in-process, without communication; here they travel every round);
 ``scripts/train_lcfed.py`` alternates a stage-0 step and a calibration step on every batch from the start.
-``"frozen"`` isolates what calibration adds to a fixed backbone, which is what notebook 03 teaches; the
-two are compared in ``bench/results/lcfed_hc_stage/``.
+``"frozen"`` isolates what the calibration module alone adds to a fixed backbone. The two are compared in
+``bench/results/lcfed_hc_stage/`` (three seeds on each synthetic federation: joint above frozen in every
+seed pair).
 
 Ablations are constructor options: ``LCFed(use_pcs=False, alpha=0, use_hc=False)`` is the
 FedRep-style backbone, ``LCFed(alpha=0, use_hc=False)`` adds PCS without the contrastive loss,
@@ -66,7 +67,7 @@ from fedlab.models.hc import HeadCalibration
 from fedlab.models.lcfed import LCFedNet, LCFedSiteModel
 from fedlab.models.pcs import contrastive_site_loss
 
-HC_STAGES: tuple[str, ...] = ("frozen", "joint")
+HC_STAGES: tuple[str, ...] = ("joint", "frozen")
 HEAD_PREFIX = "head."  # payload keys of an uploaded head (never clash with LCFedNet keys: unet./pcs./hc.)
 
 ABLATIONS: dict[str, dict] = {
@@ -144,17 +145,19 @@ class LCFed(FedRep):
         use_pcs: Put PCS on the bottleneck.
         use_hc: Train head calibration in the last ``hc_rounds`` rounds.
         hc_rounds: Rounds of stage 1 (default ``config.hc_rounds``), taken from the end of the run.
-        hc_stage: "frozen" (stage 1 trains only the calibration module) or "joint" (stage 1 keeps training
-            body and head with FedRep's schedule on the calibrated loss, as the authors' released code).
+        hc_stage: "joint" (default: stage 1 keeps training body and head with FedRep's schedule on the
+            calibrated loss, as the authors' released code) or "frozen" (stage 1 trains only the calibration
+            module on a fixed U-Net).
         weighting: "samples" (w_k = n_k / n) or "uniform" (the authors' code).
-        name: Label in results (default "LC-Fed", or a description of the ablation).
+        name: Label in results (default "LC-Fed", or a description of the ablation; " (frozen HC)" is
+            appended for the frozen calibration stage).
     """
 
     name = "LC-Fed"
     personalized = True
 
     def __init__(self, alpha: float = 0.1, use_pcs: bool = True, use_hc: bool = True, hc_rounds: int | None = None,
-                 weighting: str = "samples", name: str | None = None, hc_stage: str = "frozen") -> None:
+                 weighting: str = "samples", name: str | None = None, hc_stage: str = "joint") -> None:
         super().__init__(weighting=weighting)
         if alpha < 0:
             raise ValueError(f"alpha must be >= 0, got {alpha}")
@@ -169,8 +172,8 @@ class LCFed(FedRep):
         self.use_pcs = use_pcs
         self.use_hc = use_hc
         self.hc_rounds_arg = hc_rounds
-        joint = use_hc and hc_stage == "joint"  # without HC there is no calibration stage to name
-        self.name = name or self.default_name(alpha, use_pcs, use_hc) + (" (joint HC)" if joint else "")
+        frozen = use_hc and hc_stage == "frozen"  # without HC there is no calibration stage to name
+        self.name = name or self.default_name(alpha, use_pcs, use_hc) + (" (frozen HC)" if frozen else "")
         self.hc_rounds = 0
         self.backbone_rounds = 0
 
