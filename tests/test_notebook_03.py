@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 from notebook_runner import check_real_sample_summary, execute_notebook, execute_on_real_sample
 
+from fedlab.config import get_config
 from fedlab.federation.strategies.lcfed import ABLATIONS
 
 pytestmark = pytest.mark.notebook
@@ -32,14 +33,19 @@ def test_notebook_03_smoke(tmp_path):
     fedrep = results[results["method"] == "FedRep"].set_index(["site", "metric"])["value"]
     backbone = results[results["method"] == "FedRep-style backbone"].set_index(["site", "metric"])["value"]
     pd.testing.assert_series_equal(fedrep, backbone, check_names=False)
+    # ... and the HC row is LC-Fed's run: every row trains the preset's rounds, LC-Fed's last hc_rounds calibrating
+    full = results[results["method"] == "LC-Fed"].set_index(["site", "metric"])["value"]
+    hc_row = results[results["method"] == "+ HC (LC-Fed)"].set_index(["site", "metric"])["value"]
+    pd.testing.assert_series_equal(full, hc_row, check_names=False)
 
     assert {"LC-Fed_test_iou", "FedRep_test_iou", "+ contrast_test_iou"} <= set(summary["headline"])
     lcfed = results[(results["method"] == "LC-Fed") & (results["metric"] == "iou")]["value"].mean()
     assert summary["headline"]["LC-Fed_test_iou"] == pytest.approx(lcfed, abs=1e-4)
     assert set(summary["gate_spread"]) == {"+ PCS (alpha=0)", "+ contrast"}
     assert all(v >= 0 for v in summary["gate_spread"].values())
+    smoke = get_config("smoke")
     rounds = summary["selected_rounds"]["+ HC (LC-Fed)"]
-    assert set(rounds) == sites and all(0 <= r <= 4 for r in rounds.values())  # 3 backbone + 1 HC round
+    assert set(rounds) == sites and all(0 <= r <= smoke.rounds for r in rounds.values())
 
     # the findings quoted in the computed prose agree with results.csv and with each other
     findings = summary["findings"]
@@ -52,7 +58,9 @@ def test_notebook_03_smoke(tmp_path):
     np.testing.assert_allclose(effect["change"], effect["after"] - effect["before"], atol=2e-4)
     assert findings["calibration_sites_improved"] + findings["calibration_sites_worsened"] <= len(sites)
     assert findings["calibration_mean_change"] == pytest.approx(effect["change"].mean(), abs=2e-4)
-    assert set(findings["calibrated_sites_selected"]) == {s for s, r in rounds.items() if r > 3}
+    assert findings["lcfed_backbone_rounds"] == smoke.rounds - smoke.hc_rounds  # the rounds before calibration
+    calibrated = {s for s, r in rounds.items() if r > smoke.rounds - smoke.hc_rounds}
+    assert set(findings["calibrated_sites_selected"]) == calibrated
     assert 0 <= findings["peaks_near_boundary"] <= findings["peaks"]
     assert 0 <= findings["pcs_hidden_units_responding"] <= findings["pcs_hidden_units"] == 16  # the paper's width
     assert 0 <= findings["gate_first_direction_share"] <= 1 + 1e-9 and findings["gate_max_deviation"] >= 0
