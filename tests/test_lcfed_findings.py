@@ -11,8 +11,10 @@ from scipy import ndimage
 from fedlab.data.federation import Federation, Site, Split
 from fedlab.experiments.lcfed_findings import (
     _boundary,
+    calibration_transient,
     describe_ablation,
     describe_calibration,
+    describe_calibration_transient,
     describe_gates,
     describe_protocols,
     describe_ranking,
@@ -118,6 +120,37 @@ def test_describe_calibration_of_a_model_trained_through_the_module():
     assert "rely on their calibration module" in text and "not what calibration added" in text
     flat = change.assign(after=change["before"], change=0.0)
     assert "barely depend on the module" in describe_calibration(flat, trained_through=True)
+
+
+def _run_with_curves(curves: dict, selected: dict) -> History:
+    """A History whose Dice curves are ``{(site, split): {round: value}}``."""
+    history = History("LC-Fed", sorted({site for site, _ in curves}), selected_round=selected)
+    for (site, split), values in curves.items():
+        for rnd, value in values.items():
+            history.record(site, "dice", value, split, rnd)
+    return history
+
+
+def test_calibration_transient_averages_the_sites_from_the_last_backbone_evaluation():
+    curves = {("A", "val"): {2: 0.5, 4: 0.8, 6: 0.4, 8: 0.9}, ("B", "val"): {2: 0.3, 4: 0.6, 6: 0.9, 8: 0.7},
+              ("A", "test"): {2: 0.5, 4: 0.8, 6: 0.5, 8: 0.9}, ("B", "test"): {2: 0.3, 4: 0.6, 6: 0.3, 8: 0.7}}
+    history = _run_with_curves(curves, {"A": 8, "B": 6})
+    table = calibration_transient(history, backbone_rounds=5)  # round 4 is the last evaluation before round 6
+    assert list(table.index) == [4, 6, 8]
+    np.testing.assert_allclose(table["val"], [0.7, 0.65, 0.8])
+    np.testing.assert_allclose(table["test"], [0.7, 0.4, 0.8])
+    text = describe_calibration_transient(history, backbone_rounds=5)
+    assert text.startswith("The first calibration round disturbed the model before it recovered")
+    assert "0.700 at round 4, 0.400 at round 6, 0.800 at round 8" in text
+    assert "kept round 6 at B (B: validation 0.900, test 0.300)" in text  # B's validation peaked in the dip
+    steady = _run_with_curves({k: {r: 0.8 for r in v} for k, v in curves.items()}, {"A": 8, "B": 8})
+    assert describe_calibration_transient(steady, 5).startswith("The calibration stage began without disturbing")
+    stopped = _run_with_curves({k: {r: x for r, x in v.items() if r <= 6} for k, v in curves.items()}, {"A": 4, "B": 6})
+    assert describe_calibration_transient(stopped, 5).startswith("The first calibration round disturbed the model: ")
+    worse = _run_with_curves({**curves, ("A", "test"): {2: 0.5, 4: 0.8, 6: 0.5, 8: 0.5}}, {"A": 4, "B": 4})
+    assert "which had not recovered by round 8" in describe_calibration_transient(worse, 5)
+    with pytest.raises(ValueError, match="no evaluation at or before round 1"):
+        calibration_transient(history, backbone_rounds=1)
 
 
 def test_describe_selected_rounds():

@@ -61,6 +61,8 @@ def test_notebook_03_smoke(tmp_path):
     assert findings["lcfed_backbone_rounds"] == smoke.rounds - smoke.hc_rounds  # the rounds before calibration
     calibrated = {s for s, r in rounds.items() if r > smoke.rounds - smoke.hc_rounds}
     assert set(findings["calibrated_sites_selected"]) == calibrated
+    assert set(findings["calibration_first_round_kept"]) <= calibrated  # the first calibrated evaluation's sites
+    assert findings["calibration_first_round_test_drop"] is not None
     assert 0 <= findings["peaks_near_boundary"] <= findings["peaks"]
     assert 0 <= findings["pcs_hidden_units_responding"] <= findings["pcs_hidden_units"] == 16  # the paper's width
     assert 0 <= findings["gate_first_direction_share"] <= 1 + 1e-9 and findings["gate_max_deviation"] >= 0

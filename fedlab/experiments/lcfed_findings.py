@@ -8,6 +8,8 @@ sites) comes from one of these functions, so the prose cannot contradict the tab
   through how many hidden units of PCS's scoring MLP the site code acts at all;
 * :func:`calibration_change` / :func:`describe_calibration`: per site, a score with and without head
   calibration, and :func:`describe_selected_rounds`, which sites' validation selection kept a calibrated round;
+* :func:`calibration_transient` / :func:`describe_calibration_transient`: the site-averaged validation and test
+  scores from the last evaluation before the calibration stage on, and which sites kept its first round;
 * :func:`describe_ablation` and :func:`describe_ranking`: the ablation rows' effects and a method's rank in
   our table and in the paper's;
 * :func:`describe_protocols` and :func:`volume_table`: which metric protocol produced our numbers and which
@@ -333,6 +335,67 @@ def describe_selected_rounds(selected: Mapping[str, int], backbone_rounds: int) 
             f"{len(calibrated)} of {len(selected)} sites ({_names(calibrated)}); {_names(others)} kept an "
             "uncalibrated backbone round, so there LC-Fed's rows in the ablation and comparison tables are "
             "uncalibrated.")
+
+
+def calibration_transient(history: History, backbone_rounds: int, metric: str = "dice") -> pd.DataFrame:
+    """Site-averaged validation and test score at every evaluation from the last one before calibration on.
+
+    Args:
+        history: An LC-Fed run with head calibration.
+        backbone_rounds: The rounds before the calibration stage (``rounds - hc_rounds``).
+        metric: A curve metric (Dice for segmentation).
+
+    Returns:
+        Index = round (the last evaluated round <= ``backbone_rounds``, then every later evaluation), columns
+        ``val`` and ``test`` (means over the sites).
+    """
+    curve = history.to_dataframe("curve")
+    curve = curve[curve["metric"] == metric]
+    table = curve.pivot_table(index="round", columns="split", values="value", aggfunc="mean")[["val", "test"]]
+    before = table.index[table.index <= backbone_rounds]
+    if not len(before):
+        raise ValueError(f"no evaluation at or before round {backbone_rounds} in this run")
+    return table.loc[before.max():]
+
+
+def describe_calibration_transient(history: History, backbone_rounds: int, trained_through: bool = True,
+                                   metric: str = "dice", name: str = "Dice", tolerance: float = 0.02) -> str:
+    """Markdown: did the first calibration round disturb the model, and which sites kept that round?
+
+    Args:
+        history: An LC-Fed run with head calibration (its curves and selected rounds).
+        backbone_rounds: The rounds before the calibration stage.
+        trained_through: The U-Net trains through the calibration module (``hc_stage="joint"``).
+        metric: Curve metric; ``name`` is its name in the sentence.
+        name: The metric's name in the sentence.
+        tolerance: A drop of the site-averaged test score smaller than this counts as no disturbance.
+    """
+    table = calibration_transient(history, backbone_rounds, metric)
+    if len(table) < 2:
+        return "No evaluation after the calibration stage began, so its course cannot be described."
+    r0, r1, rn = (int(r) for r in (table.index[0], table.index[1], table.index[-1]))
+    before, first, last = table.loc[r0], table.loc[r1], table.loc[rn]
+    shown = [r0, r1] + ([rn] if rn != r1 else [])
+    course = (f"site-averaged test {name} " + ", ".join(f"{table.loc[r, 'test']:.3f} at round {r}" for r in shown)
+              + f" (round {r0} is the last evaluation before calibration; validation: "
+              + ", ".join(f"{table.loc[r, 'val']:.3f}" for r in shown) + ")")
+    if before["test"] - first["test"] < tolerance:
+        return f"The calibration stage began without disturbing the model: {course}."
+    why = ("the calibration module starts untrained, and the U-Net and head train through it from its first step"
+           if trained_through else "the calibration module starts untrained")
+    outcome = ("" if rn == r1 else " before it recovered" if last["test"] >= before["test"] - tolerance
+               else f", which had not recovered by round {rn}")
+    text = (f"The first calibration round{'s' if r1 - backbone_rounds > 1 else ''} disturbed the model{outcome}: "
+            f"{course}; {why}.")
+    kept = [s for s, r in history.selected_round.items() if r == r1]
+    if kept:
+        curve = history.to_dataframe("curve")
+        at = curve[(curve["metric"] == metric) & (curve["round"] == r1)].pivot_table(
+            index="site", columns="split", values="value")
+        detail = "; ".join(f"{s}: validation {at.loc[s, 'val']:.3f}, test {at.loc[s, 'test']:.3f}" for s in kept)
+        text += (f" Validation selection kept round {r1} at {_names(kept)} ({detail}), so there LC-Fed's rows hold "
+                 "that disturbed model: a small validation split can rank a transient round first.")
+    return text
 
 
 def describe_ablation(table: pd.DataFrame, column: tuple[str, str] = ("IoU (%)", "avg"), unit: str = "points") -> str:
