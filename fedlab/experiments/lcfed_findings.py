@@ -358,7 +358,7 @@ def calibration_transient(history: History, backbone_rounds: int, metric: str = 
     return table.loc[before.max():]
 
 
-def describe_calibration_transient(history: History, backbone_rounds: int, trained_through: bool = True,
+def describe_calibration_transient(history: History, backbone_rounds: int, trained_through: bool = False,
                                    metric: str = "dice", name: str = "Dice", tolerance: float = 0.02) -> str:
     """Markdown: did the first calibration round disturb the model, and which sites kept that round?
 

@@ -239,17 +239,15 @@ class LCFed(FedRep):
         return 1 if self.use_hc and round > self.backbone_rounds else 0
 
     def configure(self, round: int, state: ServerState, clients: Sequence[int]) -> dict[int, Message]:
-        """Stage 0: the global body (and "send your head" in the last stage-0 round). Stage 1: in its first
-        round the final global body and the other sites' heads, then only the instruction."""
+        """Stage 0: the global body (and "send your head" in the last stage-0 round). Stage 1: the global body
+        and the other sites' heads, every round ("joint") or in the first one only ("frozen", then only the
+        instruction)."""
         selected = self.select(round, clients)
         if self.stage(round) == 0:
             message = Message(dict(state["global"]), {"stage": 0, "send_head": self.use_hc and
                                                       round == self.backbone_rounds})
             return {k: message for k in selected}
-        if self.hc_stage == "joint":  # the global body and the other heads, every round
-            return {k: Message({**state["global"], **_heads_message(state["heads"], k)}, {"stage": 1})
-                    for k in selected}
-        if round != self.backbone_rounds + 1:
+        if self.hc_stage == "frozen" and round != self.backbone_rounds + 1:
             return {k: Message({}, {"stage": 1}) for k in selected}
         return {k: Message({**state["global"], **_heads_message(state["heads"], k)}, {"stage": 1}) for k in selected}
 
@@ -281,32 +279,31 @@ class LCFed(FedRep):
         return super().receive(client, Message(body))
 
     def client_update(self, client: Client, message: Message, round: int) -> Reply:
-        """Stage 0: head-only then body-only steps. Stage 1: calibration-only steps. See module docstring."""
+        """Stage 0: head-only then body-only steps. Stage 1 "joint": the same schedule on the calibrated loss,
+        the calibration module trained in every step; "frozen": calibration-only steps. See module docstring."""
         self.prepare_round(client, message)
         net: LCFedNet = client.model
-        if message.config.get("stage", 0) == 1 and self.hc_stage == "joint":
-            return self._joint_calibration_round(client)
-        if message.config.get("stage", 0) == 1:
-            site_model = self._site_model(client, calibrated=True)
+        if message.config.get("stage", 0) == 0:
+            loss = self.train_head_then_body(client)
+            # the heads travel once stage 0 is over
+            return self.reply(client, loss, self._head_payload(client) if message.config.get("send_head") else None)
+        site_model = self._site_model(client, calibrated=True)
+        if self.hc_stage == "joint":
+            loss = self.train_head_then_body(client, loss_fn=joint_calibration_loss(site_model),
+                                             also=list(net.hc.parameters()))
+        else:
             loss = client.train(self.config.local_steps, params=list(net.hc.parameters()),
                                 loss_fn=calibration_loss(site_model))
-            client.private["hc_rounds_done"] += 1
-            return Reply(client.index, Message(), self.weight(client), loss)
-        loss = self.train_head_then_body(client)
-        extra = None
-        if message.config.get("send_head"):  # the heads travel once stage 0 is over
-            extra = {f"{HEAD_PREFIX}{client.index}.{k}": v.detach().clone() for k, v in net.head.state_dict().items()}
-        return self.reply(client, loss, extra)
-
-    def _joint_calibration_round(self, client: Client) -> Reply:
-        """FedRep's schedule on the calibrated loss, the calibration module trained in every step; the reply
-        carries the body and the site's head."""
-        net: LCFedNet = client.model
-        loss_fn = joint_calibration_loss(self._site_model(client, calibrated=True))
-        loss = self.train_head_then_body(client, loss_fn=loss_fn, also=list(net.hc.parameters()))
         client.private["hc_rounds_done"] += 1
-        extra = {f"{HEAD_PREFIX}{client.index}.{k}": v.detach().clone() for k, v in net.head.state_dict().items()}
-        return self.reply(client, loss, extra)
+        if self.hc_stage == "joint":  # the reply carries the body and the site's head
+            return self.reply(client, loss, self._head_payload(client))
+        return Reply(client.index, Message(), self.weight(client), loss)
+
+    @staticmethod
+    def _head_payload(client: Client) -> dict[str, torch.Tensor]:
+        """The site's head as ``head.<site>.<key>`` tensors (copies)."""
+        head = client.model.head.state_dict()
+        return {f"{HEAD_PREFIX}{client.index}.{k}": v.detach().clone() for k, v in head.items()}
 
     # --- evaluation and end of training -------------------------------------------------------
     def _site_model(self, client: Client, calibrated: bool) -> LCFedSiteModel:
